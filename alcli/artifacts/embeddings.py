@@ -1,0 +1,151 @@
+"""`alcli.embeddings`: per-image features (the paper's distance space) and model outputs.
+
+Datasets: `features` float32 N×D (penultimate-layer activations), `indices` int64 N (the data set row of
+each feature row, sorted and unique; absent means 0..N-1), optional `probs` N×C (softmax), `mc_probs`
+T×N×C (MC-dropout passes), `grad_features` N×G (BADGE gradient embeddings).
+Attrs: pool_size (rows of the data set), checkpoint and dataset (names), plus the common attrs.
+
+Also accepted as embeddings, so users can bring features from any model: a plain HDF5 file holding just a
+`features` dataset, or a 2-D `.npy` matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from alcli.artifacts.io import (
+    Input,
+    attrs_dict,
+    check_finite,
+    check_format,
+    create_output,
+    format_of,
+    open_input,
+    read_array,
+    sha256_file,
+    stamp,
+)
+from alcli.artifacts.labeled import validate_indices
+from alcli.errors import AlcliError
+
+KIND = "embeddings"
+OPTIONAL = ("probs", "mc_probs", "grad_features")
+_BLOCK_ROWS = 65536
+
+
+@dataclass
+class Embeddings:
+    features: np.ndarray
+    indices: np.ndarray
+    pool_size: int
+    probs: np.ndarray | None = None
+    mc_probs: np.ndarray | None = None
+    grad_features: np.ndarray | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+    name: str = ""
+
+    @property
+    def n(self) -> int:
+        return int(self.features.shape[0])
+
+    def positions_of(self, rows: np.ndarray, what: str, source: str) -> np.ndarray:
+        """Map data-set rows to positions in this embedding; every row must be present."""
+        rows = np.asarray(rows, np.int64)
+        pos = np.minimum(np.searchsorted(self.indices, rows), self.n - 1)
+        missing = self.indices[pos] != rows
+        if np.any(missing):
+            row = int(rows[missing][0])
+            raise AlcliError(f"{what} row {row} has no feature row in {self.name}", source)
+        return pos
+
+
+def read_embeddings(path: str, load: tuple[str, ...] = OPTIONAL) -> Embeddings:
+    """Read and validate features (and the optional arrays named in `load`)."""
+    if path.endswith(".npy"):
+        return _read_npy(path)
+    with open_input(path) as src:
+        return embeddings_from(src, load)
+
+
+def embeddings_from(src: Input, load: tuple[str, ...] = OPTIONAL) -> Embeddings:
+    if format_of(src) is not None or "features" not in src.file:
+        check_format(src, KIND)
+    features = read_array(src, "features", kinds="fiu", ndim=(2,))
+    features = _as_float32(src, features)
+    n = features.shape[0]
+    if n == 0 or features.shape[1] == 0:
+        raise src.fail(f"'features' is empty (shape {features.shape})")
+    attrs = attrs_dict(src)
+    raw_indices = read_array(src, "indices", kinds="iu", ndim=(1,), required=False)
+    pool_size = attrs.get("pool_size")
+    if raw_indices is None:
+        indices = np.arange(n, dtype=np.int64)
+        pool_size = n if pool_size is None else pool_size
+    else:
+        if raw_indices.shape[0] != n:
+            raise src.fail(f"'indices' has {raw_indices.shape[0]} rows, 'features' has {n}")
+        pool_size = int(raw_indices.max()) + 1 if pool_size is None else pool_size
+    if not isinstance(pool_size, int) or pool_size < n:
+        raise src.fail(f"attr 'pool_size' {pool_size!r} is smaller than the {n} feature rows")
+    if raw_indices is not None:
+        indices = validate_indices(src, "indices", raw_indices, pool_size)
+    emb = Embeddings(features, indices, pool_size, attrs=attrs, sha256=src.sha256, name=src.name)
+    ndims = {"probs": 2, "mc_probs": 3, "grad_features": 2}
+    for key in load:
+        arr = read_array(src, key, kinds="f", ndim=(ndims[key],), required=False, finite=True)
+        if arr is None:
+            continue
+        rows = arr.shape[1] if key == "mc_probs" else arr.shape[0]
+        if rows != n:
+            raise src.fail(f"'{key}' covers {rows} rows, 'features' has {n}")
+        if key != "grad_features" and (arr.min() < 0 or arr.max() > 1 + 1e-4):
+            raise src.fail(f"'{key}' holds values outside [0, 1]: not probabilities")
+        setattr(emb, key, np.asarray(arr, np.float32))
+    return emb
+
+
+def _as_float32(src: Input, features: np.ndarray) -> np.ndarray:
+    features = np.asarray(features)
+    for start in range(0, features.shape[0], _BLOCK_ROWS):
+        check_finite(src, "features", features[start : start + _BLOCK_ROWS], offset=start)
+    return features.astype(np.float32, copy=False)
+
+
+def _read_npy(path: str) -> Embeddings:
+    import os
+
+    if not os.path.exists(path):
+        raise AlcliError("no such file", path)
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise AlcliError(f"not a readable .npy matrix ({' '.join(str(exc).split())[:120]})", path) from None
+    src = Input(None, path, sha256_file(path))  # type: ignore[arg-type]
+    if arr.ndim != 2:
+        raise src.fail(f"features must be 2-D (N×D), got shape {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        raise src.fail(f"features have dtype {arr.dtype}, expected numbers")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise src.fail(f"features are empty (shape {arr.shape})")
+    features = _as_float32(src, np.asarray(arr))
+    n = features.shape[0]
+    return Embeddings(features, np.arange(n, dtype=np.int64), n, sha256=src.sha256, name=path)
+
+
+def write_embeddings(path: str, emb: Embeddings, parents: dict[str, str] | None = None) -> None:
+    with create_output(path) as out:
+        stamp(out, KIND, parents=parents)
+        out.attrs["pool_size"] = int(emb.pool_size)
+        for key, value in emb.attrs.items():
+            if key not in out.attrs:
+                out.attrs[key] = value
+        out.create_dataset("features", data=np.asarray(emb.features, np.float32))
+        out.create_dataset("indices", data=np.asarray(emb.indices, np.int64))
+        for key in OPTIONAL:
+            value = getattr(emb, key)
+            if value is not None:
+                out.create_dataset(key, data=np.asarray(value, np.float32))

@@ -1,0 +1,66 @@
+"""The `alcli` command line: parse options, open artifacts, call the library, report on stderr.
+
+Exit status: 0 success, 2 bad input or usage (one line on stderr naming the file and what is wrong),
+1 an internal error (a bug: please report it), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from alcli import __version__, console
+from alcli.errors import AlcliError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="alcli")
+@click.option("-q", "--quiet", is_flag=True, help="No summaries or progress bars on stderr.")
+def cli(quiet: bool) -> None:
+    """Batch active learning: train, embed, select (core-set k-Center and baselines), evaluate.
+
+    Commands exchange HDF5 artifacts; `-` means stdin/stdout, so a round is a pipeline:
+
+        alcli embed pool.h5 --checkpoint ckpt.h5 - | alcli select - --labeled l0.h5 --budget 100 -o l1.h5
+    """
+    console.set_quiet(quiet)
+
+
+def _register() -> None:
+    from alcli.commands import info, select
+
+    for module in (info, select):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        code = cli.main(standalone_mode=False, prog_name="alcli")
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except AlcliError as exc:
+        _fail(str(exc), exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except click.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        _fail(f"{where}{exc.format_message()} (see --help)", 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), 2 if exc.exit_code == 2 else exc.exit_code)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not our error; keep Python from complaining at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"alcli: error: {message}\n")
+    sys.exit(code)

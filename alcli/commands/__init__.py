@@ -1,0 +1,1 @@
+"""One module per `alcli` subcommand; each exposes `command`."""

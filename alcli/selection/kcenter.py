@@ -1,0 +1,24 @@
+"""`kcenter`: the core-set selection of Sener & Savarese (2018), Algorithm 1 (exact greedy)."""
+
+from __future__ import annotations
+
+from alcli.selection.base import Problem, Result, strategy
+from alcli.selection.greedy import kcenter_greedy
+
+
+@strategy(
+    "kcenter",
+    "Core-set: exact k-Center-Greedy on the features (Sener & Savarese 2018, Alg. 1).",
+    covering=True,
+)
+def kcenter(problem: Problem) -> Result:
+    res = kcenter_greedy(problem.features, problem.labeled, problem.candidates, problem.budget)
+    report = {"seconds": res.seconds, "points_measured": res.measured}
+    return Result(
+        picks=res.picks,
+        radius_before=res.radius_before,
+        radius_after=res.radius_after,
+        report=report,
+        why=res.scores,
+        why_name="distance to nearest center when picked",
+    )
