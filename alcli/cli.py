@@ -29,9 +29,15 @@ def cli(quiet: bool) -> None:
 
 
 def _register() -> None:
-    from alcli.commands import info, select
+    """Every module in alcli/commands/ exposes `command`. Modules import heavy libraries (torch)
+    inside their functions, so `alcli select` never pays for torch."""
+    import importlib
+    import pkgutil
 
-    for module in (info, select):
+    from alcli import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"alcli.commands.{info.name}")
         cli.add_command(module.command)
 
 

@@ -1,0 +1,75 @@
+"""Shared fixtures: run the installed `alcli` in a subprocess with real pipes; find the shared data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SAMPLE = ROOT / "samples" / "mnist5k.h5"
+
+
+def alcli_exe() -> str:
+    here = Path(sys.executable).parent / "alcli"
+    found = str(here) if here.exists() else shutil.which("alcli")
+    if not found:
+        raise RuntimeError("the alcli entry point is not installed (run `make test`)")
+    return found
+
+
+def run_alcli(*args: str, input: bytes | None = None, cwd: str | os.PathLike | None = None,
+              check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `alcli ARGS...`; stdout stays bytes (artifacts may flow through it), stderr is text."""
+    proc = subprocess.run([alcli_exe(), *map(str, args)], input=input, capture_output=True, cwd=cwd,
+                          timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+    proc.stderr = proc.stderr.decode("utf-8", "replace")
+    if check and proc.returncode != 0:
+        raise AssertionError(f"alcli {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def shell(script: str, cwd: str | os.PathLike, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a bash pipeline with the venv's alcli first on PATH."""
+    env = dict(os.environ, PATH=f"{Path(alcli_exe()).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run(["bash", "-o", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit 2, exactly one line on stderr, naming what it should."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+
+
+def has_cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if has_cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip("../shared/data is not beside the checkout")
+    return SHARED_DATA
