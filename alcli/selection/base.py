@@ -71,6 +71,12 @@ class Strategy:
     needs: tuple[str, ...] = ()
     params: tuple[Param, ...] = ()
     covering: bool = False  # reports the k-Center covering radius before/after
+    uses: tuple[str, ...] = ()  # optional inputs: loaded when the artifact has them, never required
+
+    @property
+    def loads(self) -> tuple[str, ...]:
+        """Optional arrays to read from the embeddings artifact: what it needs plus what it can use."""
+        return self.needs + tuple(u for u in self.uses if u not in self.needs)
 
     def check(self, problem: Problem, source: str) -> None:
         for need in self.needs:
@@ -94,16 +100,17 @@ def strategy(
     needs: tuple[str, ...] = (),
     params: tuple[Param, ...] = (),
     covering: bool = False,
+    uses: tuple[str, ...] = (),
 ) -> Callable[[Callable[[Problem], Result]], Callable[[Problem], Result]]:
     """Register a query strategy under `name` (the `--method` value)."""
 
     def register(func: Callable[[Problem], Result]) -> Callable[[Problem], Result]:
         if name in REGISTRY:
             raise RuntimeError(f"strategy {name!r} registered twice")
-        for need in needs:
+        for need in needs + uses:
             if need not in NEEDS:
                 raise RuntimeError(f"unknown need {need!r}")
-        REGISTRY[name] = Strategy(name, func, summary, needs, params, covering)
+        REGISTRY[name] = Strategy(name, func, summary, needs, params, covering, uses)
         return func
 
     return register
