@@ -11,9 +11,12 @@ Also accepted as embeddings, so users can bring features from any model: a plain
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import h5py
 import numpy as np
 
 from alcli.artifacts.io import (
@@ -149,3 +152,56 @@ def write_embeddings(path: str, emb: Embeddings, parents: dict[str, str] | None 
             value = getattr(emb, key)
             if value is not None:
                 out.create_dataset(key, data=np.asarray(value, np.float32))
+
+
+class EmbeddingsWriter:
+    """Row blocks of an embeddings artifact whose size is known up front (see `stream_embeddings`)."""
+
+    def __init__(self, out: h5py.File, n: int) -> None:
+        self._out = out
+        self.n = n
+        self.written = 0
+
+    def write(self, features: np.ndarray, **optional: np.ndarray) -> None:
+        """Append the next rows: features (B×D) and any of probs (B×C), mc_probs (T×B×C), grad_features."""
+        start, stop = self.written, self.written + features.shape[0]
+        if stop > self.n:
+            raise ValueError(f"writing rows {start}:{stop} into an embeddings artifact of {self.n} rows")
+        self._out["features"][start:stop] = features
+        for key, value in optional.items():
+            if key == "mc_probs":
+                self._out[key][:, start:stop] = value
+            else:
+                self._out[key][start:stop] = value
+        self.written = stop
+
+
+@contextlib.contextmanager
+def stream_embeddings(
+    path: str,
+    indices: np.ndarray,
+    pool_size: int,
+    dims: dict[str, tuple[int, ...]],
+    attrs: dict[str, Any] | None = None,
+    parents: dict[str, str] | None = None,
+) -> Iterator[EmbeddingsWriter]:
+    """Write an embeddings artifact block by block, for N = len(indices) rows known up front.
+    `dims` gives each dataset's shape without N: {"features": (D,), "probs": (C,), "mc_probs": (T, C), ...}.
+    Lands atomically (or on stdout) only when every row has been written."""
+    n = int(len(indices))
+    with create_output(path) as out:
+        stamp(out, KIND, parents=parents)
+        out.attrs["pool_size"] = int(pool_size)
+        for key, value in (attrs or {}).items():
+            if key not in out.attrs:
+                out.attrs[key] = value
+        out.create_dataset("indices", data=np.asarray(indices, np.int64))
+        for key, shape in dims.items():
+            if key != "features" and key not in OPTIONAL:
+                raise ValueError(f"unknown embeddings dataset {key!r}")
+            full = (shape[0], n, *shape[1:]) if key == "mc_probs" else (n, *shape)
+            out.create_dataset(key, shape=full, dtype=np.float32)
+        writer = EmbeddingsWriter(out, n)
+        yield writer
+        if writer.written != n:
+            raise RuntimeError(f"embeddings artifact got {writer.written} of {n} rows (internal error)")
