@@ -1,0 +1,345 @@
+"""k-Center-Greedy on a Dask cluster (`select --scheduler local[:N]|tcp://HOST:PORT`).
+
+exact (default): the candidates are split into one contiguous shard per worker; each shard lives in a Dask
+actor holding the rows and a `GreedyShard` over them, and its own copy of the centers (`CenterBounds`).
+The driver streams the rows to the actors block by block (it never holds the whole matrix; a
+`alcli.outofcore.FeatureStore` works as the source). Each greedy step is ONE round trip: the driver sends
+the new center (position + vector, d floats) to every actor; each marks it taken if it owns it, folds it in
+with the triangle-inequality pruning, and answers with its farthest point (squared distance, position,
+vector). The driver reduces (max, lowest position), so the picks equal the single-machine picks exactly.
+Greedy is sequential, so one round trip per pick is the floor; the first pick (farthest from the mean)
+uses the driver's block sums in the single-machine order, so it matches bit for bit too.
+
+two-round (approximate, Malkomes et al., NeurIPS 2015): every shard runs greedy locally for b picks, the
+driver runs greedy over the union of those picks with the labelled set as centers, and the actors report
+the covering radius of the result over the whole pool. Two round trips in all, radius ≤ 4·OPT. The report
+holds a certified lower bound on the optimal radius (max over shards of the (b+1)-th local greedy
+distance / 2), so the summary says how far from optimal the approximate answer can be.
+
+A worker lost mid-run is an AlcliError (exit 2, nothing written): the run restarts from its inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from alcli import distance
+from alcli.errors import AlcliError
+from alcli.selection.base import Problem, Result
+from alcli.selection.greedy import CenterBounds, GreedyShard, farthest_from_mean, kcenter_greedy
+
+SOURCE = "--scheduler"
+MODES = ("exact", "two-round")
+CALL_TIMEOUT = 3600.0
+
+
+class ShardActor:
+    """Runs inside a Dask worker: rows x (m×d float32) at global positions `positions` (ascending)."""
+
+    def __init__(self, m: int, d: int, positions: np.ndarray, capacity: int) -> None:
+        self.x = np.empty((m, d), np.float32)
+        self.positions = np.asarray(positions, np.int64)
+        self.rows = np.arange(m, dtype=np.int64)
+        self.capacity = capacity
+        self.shard = GreedyShard(self.x, self.rows, self.positions)
+        self.bounds = CenterBounds(capacity, d)
+        self.busy = 0.0  # seconds of compute in the last call, for the overhead figure
+
+    def put(self, start: int, block: np.ndarray) -> int:
+        self.x[start : start + block.shape[0]] = block
+        return int(block.shape[0])
+
+    def _best(self, t0: float) -> tuple[float, int, np.ndarray | None, float]:
+        value, pos = self.shard.best()
+        vec = None if pos < 0 else self.x[int(np.searchsorted(self.positions, pos))].copy()
+        return value, pos, vec, time.perf_counter() - t0
+
+    def farthest_from(self, mean: np.ndarray) -> tuple[float, int]:
+        if self.rows.size == 0:
+            return -1.0, -1
+        d2 = distance.sqdist_rows(self.x, self.rows, mean)
+        i = int(np.argmax(d2))
+        return float(d2[i]), int(self.positions[i])
+
+    def start(self, centers: np.ndarray) -> tuple[float, int, np.ndarray | None, float]:
+        t0 = time.perf_counter()
+        self.bounds.add(centers)
+        self.shard.start(self.bounds.c[: self.bounds.k], gpu=False)
+        return self._best(t0)
+
+    def start_single(self, pos: int, vec: np.ndarray) -> tuple[float, int, np.ndarray | None, float]:
+        t0 = time.perf_counter()
+        self.bounds.add(vec[None, :])
+        self.shard.start_single(vec.astype(np.float64))
+        self.shard.take(pos)
+        return self._best(t0)
+
+    def step(self, pos: int, vec: np.ndarray) -> tuple[float, int, np.ndarray | None, float]:
+        t0 = time.perf_counter()
+        self.shard.take(pos)
+        lower = self.bounds.lower(vec)
+        center_id = self.bounds.k
+        self.bounds.add(vec[None, :])
+        self.shard.add_center(vec.astype(np.float64), center_id, lower)
+        return self._best(t0)
+
+    def local_greedy(self, labeled: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray, float, float | None]:
+        """Two-round, round 1: greedy on this shard alone. Returns (positions, vectors, the (b+1)-th
+        squared distance, the radius² before any pick)."""
+        m = self.rows.size
+        if m == 0:
+            return np.zeros(0, np.int64), np.zeros((0, self.x.shape[1]), np.float32), -1.0, None
+        before = None
+        picks: list[int] = []
+        vecs: list[np.ndarray] = []
+        if labeled.shape[0]:
+            value, pos, vec, _ = self.start(labeled)
+            before = value
+        else:
+            i = farthest_from_mean(self.x, self.rows)
+            value, pos, vec, _ = self.start_single(int(self.positions[i]), self.x[i])
+            picks.append(int(self.positions[i]))
+            vecs.append(self.x[i].copy())
+        while len(picks) < min(budget, m) and pos >= 0:
+            picks.append(pos)
+            vecs.append(vec)
+            value, pos, vec, _ = self.step(pos, vec)
+        return np.asarray(picks, np.int64), np.asarray(vecs, np.float32).reshape(-1, self.x.shape[1]), value, before
+
+    def cover(self, centers: np.ndarray) -> float:
+        """Largest squared distance from this shard's points to their nearest of `centers`."""
+        shard = GreedyShard(self.x, self.rows, self.positions)
+        shard.start(centers, gpu=False)
+        return max(shard.s.max(initial=-1.0), 0.0) if self.rows.size else -1.0
+
+
+# ------------------------------------------------------------------------------------------- cluster
+
+
+def parse_scheduler(spec: str) -> tuple[str, int | None]:
+    """'local' / 'local:N' -> ('local', N or None); an address -> (address, None)."""
+    spec = spec.strip()
+    match = re.fullmatch(r"local(?::(\d+))?", spec)
+    if match:
+        workers = int(match.group(1)) if match.group(1) else None
+        if workers is not None and workers < 1:
+            raise AlcliError(f"'{spec}': a local cluster needs at least 1 worker", SOURCE)
+        return "local", workers
+    if re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:\d+)?", spec) or re.fullmatch(r"[\w.\-]+:\d+", spec):
+        return spec, None
+    raise AlcliError(f"'{spec}' is neither local[:N] nor a scheduler address like tcp://HOST:PORT", SOURCE)
+
+
+@contextlib.contextmanager
+def connect(spec: str) -> Iterator[Any]:
+    """A dask.distributed Client: a LocalCluster on 127.0.0.1 (processes, 1 thread each, no dashboard)
+    for local[:N], else the scheduler at the address. Closed (and the local cluster stopped) on exit."""
+    import os
+
+    from dask.distributed import Client, LocalCluster
+
+    address, workers = parse_scheduler(spec)
+    for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    cluster = None
+    try:
+        if address == "local":
+            n = workers or max(1, min(os.cpu_count() or 1, 8))
+            cluster = LocalCluster(n_workers=n, processes=True, threads_per_worker=1, dashboard_address=None,
+                                   host="127.0.0.1", silence_logs=logging.CRITICAL)
+            client = Client(cluster)
+        else:
+            client = Client(address, timeout="15s")
+    except (OSError, TimeoutError) as exc:
+        raise AlcliError(f"cannot reach the Dask scheduler at {spec} ({_short(exc)})", SOURCE) from None
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+
+
+class _Driver:
+    """The client side: actors (one per worker), their calls, and the one-line error when one fails."""
+
+    def __init__(self, client: Any, x: Any, candidates: np.ndarray, capacity: int) -> None:
+        self.client = client
+        workers = sorted(client.scheduler_info()["workers"])
+        if not workers:
+            raise AlcliError("the Dask cluster has no workers", SOURCE)
+        self.parts = [p for p in np.array_split(candidates, len(workers))]
+        self.d = int(x.shape[1])
+        self.stage = "starting the shard actors"
+        futures = [client.submit(ShardActor, p.size, self.d, p, capacity, actor=True, workers=[w],
+                                 allow_other_workers=False, pure=False)
+                   for w, p in zip(workers, self.parts, strict=True)]
+        self.actors = self.wait(futures)
+        self.workers = workers
+        self.overhead = 0.0
+        self.steps = 0
+
+    def wait(self, futures: list[Any]) -> list[Any]:
+        try:
+            return [f.result(timeout=CALL_TIMEOUT) for f in futures]
+        except AlcliError:
+            raise
+        except Exception as exc:  # a lost worker, a timeout, a broken connection: never a wrong artifact
+            raise AlcliError(f"distributed selection failed while {self.stage} ({_short(exc)}); nothing was "
+                             "written: rerun, it restarts from the inputs", SOURCE) from None
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        return self.wait([getattr(a, method)(*args) for a in self.actors])
+
+    def load(self, x: Any, candidates: np.ndarray, want_mean: bool) -> np.ndarray | None:
+        """Stream the candidate rows to their actors in single-machine block order; the float64 sum of
+        those same blocks gives the mean bit for bit as `rows_mean` does."""
+        self.stage = "sending the features to the workers"
+        step = distance.block_rows(self.d)
+        bounds = np.cumsum([0] + [p.size for p in self.parts])
+        total = np.zeros(self.d, np.float64)
+        pending: list[Any] = []
+        for start in range(0, candidates.size, step):
+            block = np.asarray(x[candidates[start : start + step]], np.float32)
+            if want_mean:
+                total += block.astype(np.float64).sum(axis=0)
+            stop = start + block.shape[0]
+            for i, actor in enumerate(self.actors):
+                lo, hi = max(start, bounds[i]), min(stop, bounds[i + 1])
+                if lo < hi:
+                    pending.append(actor.put(int(lo - bounds[i]), block[lo - start : hi - start]))
+            if len(pending) > 2 * len(self.actors):
+                self.wait(pending)
+                pending = []
+        self.wait(pending)
+        return total / candidates.size if want_mean else None
+
+    def reduce(self, answers: list[tuple[float, int, Any, float]], timed: float | None = None) -> tuple:
+        best = (-1.0, -1, None)
+        for value, pos, vec, _ in answers:
+            if pos >= 0 and (value > best[0] or (value == best[0] and pos < best[1])):
+                best = (value, pos, vec)
+        if timed is not None:
+            self.overhead += timed - max(a[3] for a in answers)
+            self.steps += 1
+        return best
+
+
+def kcenter_exact(client: Any, x: Any, labeled: np.ndarray, candidates: np.ndarray, budget: int,
+                  on_step: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, float | None,
+                                                                       float, dict[str, Any]]:
+    """Exact distributed k-Center-Greedy. Returns (picks, scores, radius_before, radius_after, report)."""
+    t0 = time.perf_counter()
+    drv = _Driver(client, x, candidates, labeled.size + budget)
+    mean = drv.load(x, candidates, want_mean=labeled.size == 0)
+    t1 = time.perf_counter()
+    picks: list[int] = []
+    scores: list[float] = []
+    radius_before = None
+    drv.stage = "computing the initial distances"
+    if labeled.size:
+        best = drv.reduce(drv.call("start", np.asarray(x[labeled], np.float32)))
+        radius_before = float(np.sqrt(max(best[0], 0.0)))
+    else:
+        far = drv.call("farthest_from", mean)
+        value, first = max(((v, -p) for v, p in far if p >= 0))
+        first = -first
+        best = drv.reduce(drv.call("start_single", first, np.asarray(x[first], np.float32)))
+        picks.append(first)
+        scores.append(float("nan"))
+    t2 = time.perf_counter()
+    while len(picks) < budget and best[1] >= 0:
+        drv.stage = f"greedy step {len(picks) + 1} of {budget}"
+        if on_step is not None:
+            on_step(len(picks))
+        value, pos, vec = best
+        ts = time.perf_counter()
+        answers = drv.call("step", pos, vec)
+        best = drv.reduce(answers, timed=time.perf_counter() - ts)
+        picks.append(pos)
+        scores.append(float(np.sqrt(value)))
+    t3 = time.perf_counter()
+    report = {
+        "distributed": "exact", "workers": len(drv.actors), "shard_sizes": [int(p.size) for p in drv.parts],
+        "seconds": {"load": t1 - t0, "initial_distances": t2 - t1, "greedy": t3 - t2},
+        "round_trip_overhead_ms_per_step": 1000 * drv.overhead / max(drv.steps, 1),
+        "seconds_per_step": (t3 - t2) / max(drv.steps, 1),
+    }
+    return np.asarray(picks, np.int64), np.asarray(scores), radius_before, float(np.sqrt(max(best[0], 0.0))), report
+
+
+def kcenter_two_round(client: Any, x: Any, labeled: np.ndarray, candidates: np.ndarray,
+                      budget: int) -> tuple[np.ndarray, np.ndarray, float | None, float, dict[str, Any]]:
+    """Greedy per shard, then greedy over the union of the shard picks (approximate, ≤ 4·OPT)."""
+    t0 = time.perf_counter()
+    drv = _Driver(client, x, candidates, labeled.size + budget)
+    drv.load(x, candidates, want_mean=False)
+    t1 = time.perf_counter()
+    lab = np.asarray(x[labeled], np.float32).reshape(-1, drv.d)
+    drv.stage = "running greedy on each shard (round 1)"
+    local = drv.call("local_greedy", lab, budget)
+    pos = np.concatenate([r[0] for r in local])
+    vecs = np.concatenate([r[1] for r in local])
+    order = np.argsort(pos)
+    pos, vecs = pos[order], vecs[order]
+    t2 = time.perf_counter()
+    union = np.concatenate([lab, vecs])
+    res = kcenter_greedy(union, np.arange(lab.shape[0]), np.arange(lab.shape[0], union.shape[0]), budget)
+    picks = pos[res.picks - lab.shape[0]]
+    drv.stage = "measuring the covering radius (round 2)"
+    centers = np.concatenate([lab, union[res.picks]])
+    radius_after = float(np.sqrt(max(max(drv.call("cover", centers)), 0.0)))
+    befores = [r[3] for r in local if r[3] is not None]
+    radius_before = float(np.sqrt(max(max(befores), 0.0))) if labeled.size and befores else None
+    lower = max((r[2] for r in local if r[0].size >= budget), default=-1.0)
+    opt_lb = float(np.sqrt(lower)) / 2 if lower > 0 else None
+    t3 = time.perf_counter()
+    report = {
+        "distributed": "two-round (approximate, Malkomes et al. 2015)", "workers": len(drv.actors),
+        "shard_sizes": [int(p.size) for p in drv.parts], "union_size": int(pos.size),
+        "optimal_radius_lower_bound": opt_lb,
+        "radius_over_optimal_at_most": None if not opt_lb else radius_after / opt_lb,
+        "seconds": {"load": t1 - t0, "round1": t2 - t1, "round2": t3 - t2},
+    }
+    return picks, res.scores, radius_before, radius_after, report
+
+
+def runner(client: Any, mode: str = "exact",
+           on_step: Callable[[int], None] | None = None) -> Callable[[Problem], Result]:
+    """A `select_round` runner for method kcenter on the cluster behind `client`."""
+    if mode not in MODES:
+        raise AlcliError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", "--distributed-mode")
+
+    def run(problem: Problem) -> Result:
+        cand = problem.candidates
+        if mode == "exact":
+            out = kcenter_exact(client, problem.features, problem.labeled, cand, problem.budget, on_step)
+        else:
+            out = kcenter_two_round(client, problem.features, problem.labeled, cand, problem.budget)
+        picks, scores, before, after, report = out
+        return Result(picks=picks, radius_before=before, radius_after=after, report=report, why=scores,
+                      why_name="distance to nearest center when picked")
+
+    return run
+
+
+@contextlib.contextmanager
+def cluster_runner(spec: str, mode: str, method: str) -> Iterator[Callable[[Problem], Result]]:
+    """`select --scheduler`: connect, yield the runner, close the cluster."""
+    if method != "kcenter":
+        raise AlcliError(f"runs method kcenter only, not {method!r} (unset ALCLI_SCHEDULER for others)", SOURCE)
+    with connect(spec) as client:
+        yield runner(client, mode)

@@ -1,0 +1,230 @@
+"""Features larger than RAM: a read-only, row-addressable view of `features` that keeps few pages resident.
+
+`FeatureStore` maps the raw float32 rows of the file (an uncompressed contiguous HDF5 dataset in place,
+via its byte offset; a .npy matrix after its header; anything else — chunked, compressed, float64 — is
+spooled once, block by block, to a temporary raw file). Rows are gathered with numpy indexing on the
+mapping, so k-Center-Greedy's pruned steps read only the rows they touch.
+
+Honest memory: pages of a file mapping that the process has touched count in its RSS. The store counts
+the bytes it hands out and, once they pass its page budget, tells the kernel it no longer needs the
+mapping (madvise MADV_DONTNEED): the process' RSS falls back, the data stays in the page cache (which the
+kernel may drop under pressure, and which no process is charged for). So the features' share of the
+peak RSS is at most the page budget plus one block.
+
+`--memory-limit SIZE` is the budget for everything `select` holds beyond the interpreter and libraries:
+the per-point state (`STATE_BYTES_PER_POINT`), blocks in flight, and resident feature pages (the rest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import re
+import tempfile
+from typing import Any
+
+import h5py
+import numpy as np
+
+from alcli.errors import AlcliError
+
+# Per candidate point, held by select beyond the features: embedding indices, pool, candidates and
+# GreedyShard's rows/positions/s/thr/assign (~60 B), plus numpy temporaries (setdiff1d, isin).
+STATE_BYTES_PER_POINT = 112
+MIN_PAGE_BUDGET = 8 << 20
+SHARD_ROWS = 1 << 18  # greedy shards: nearest_centers' n×8 scratch stays ~25 MB per shard
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str, source: str = "--memory-limit") -> int:
+    """'200M', '2G', '1.5g', '4096' (bytes) -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*", str(text).lower())
+    if not match or float(match.group(1)) <= 0:
+        raise AlcliError(f"{text!r} is not a size (use e.g. 200M, 2G, 1.5G)", source)
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo (None where unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def current_rss() -> int:
+    """Resident set size of this process now, in bytes (0 where /proc is absent)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+class FeatureStore:
+    """Read-only N×D float32 rows on disk; `store[rows]`, `store[a:b]`, `store[i]` return in-RAM copies."""
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+    shard_rows = SHARD_ROWS  # kcenter_greedy splits its candidates into shards of this many rows
+
+    def __init__(self, path: str, offset: int, shape: tuple[int, int], page_budget: int,
+                 owned: bool = False) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.page_budget = int(page_budget)
+        self.path = path
+        self.owned = owned  # a spooled temporary file, deleted with the store
+        self.touched = 0
+        self.drops = 0
+        nbytes = self.shape[0] * self.shape[1] * 4
+        start = offset - offset % mmap.ALLOCATIONGRANULARITY
+        with open(path, "rb") as fh:
+            self._map = mmap.mmap(fh.fileno(), nbytes + offset - start, access=mmap.ACCESS_READ, offset=start)
+        self._rows = np.frombuffer(self._map, np.float32, self.shape[0] * self.shape[1], offset - start)
+        self._rows = self._rows.reshape(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.shape[0] * self.shape[1] * 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        out = np.array(self._rows[key], np.float32)  # always a copy: no view keeps pages alive
+        row_bytes = 4 * self.shape[1]
+        if isinstance(key, slice):
+            cost = out.nbytes
+        else:  # scattered rows: each may sit on its own page
+            cost = (out.shape[0] if out.ndim == 2 else 1) * max(row_bytes, mmap.PAGESIZE)
+        self.touched += min(cost, self.nbytes)
+        if self.touched > self.page_budget:
+            self.release()
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The whole matrix in RAM (for strategies that need it all; defeats the memory limit)."""
+        return np.array(self._rows, dtype or np.float32)
+
+    def release(self) -> None:
+        """Drop this process' resident pages of the mapping (the page cache keeps them)."""
+        if hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)
+        self.touched = 0
+        self.drops += 1
+
+    def blocks(self, rows: int | None = None) -> Any:
+        """(start, block) over all rows, in order."""
+        step = rows or max(256, min(self.page_budget // 4, 8 << 20) // (4 * self.shape[1]))
+        for start in range(0, self.shape[0], step):
+            yield start, self[start : start + step]
+
+    def close(self) -> None:
+        try:
+            self._rows = None  # type: ignore[assignment]
+            self._map.close()
+        except (BufferError, ValueError):
+            pass
+        if self.owned:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def __del__(self) -> None:
+        if getattr(self, "owned", False) and os.path.exists(self.path):
+            self.close()
+
+
+def page_budget_for(memory_limit: int, n: int) -> int:
+    """Resident feature pages allowed under `memory_limit` for n candidate points."""
+    state = STATE_BYTES_PER_POINT * n + (24 << 20)  # + blocks in flight (distance blocks, FAISS queries)
+    budget = memory_limit - state
+    if budget < MIN_PAGE_BUDGET:
+        need = (state + MIN_PAGE_BUDGET) / 2**20
+        raise AlcliError(f"{memory_limit / 2**20:.0f} MiB is too little for {n} points: out-of-core selection "
+                         f"needs at least {need:.0f} MiB (≈{STATE_BYTES_PER_POINT} B per point + buffers)",
+                         "--memory-limit")
+    return budget
+
+
+def store_from_dataset(node: h5py.Dataset, filename: str, name: str, page_budget: int) -> FeatureStore:
+    """A store over an HDF5 `features` dataset: in place when raw contiguous float32, else spooled."""
+    offset = node.id.get_offset() if node.chunks is None else None
+    if offset is not None and node.dtype == np.dtype("<f4") and node.compression is None:
+        store = FeatureStore(filename, offset, node.shape, page_budget)
+        _check_finite(store, name)
+        return store
+    return _spool(node, name, page_budget)
+
+
+def store_from_npy(path: str, page_budget: int) -> FeatureStore | None:
+    """A store over a .npy matrix (little-endian float32, C order); None when another layout needs
+    the in-memory reader."""
+    with open(path, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            shape, fortran, dtype = np.lib.format._read_array_header(fh, version)  # type: ignore[attr-defined]
+        except ValueError:
+            return None
+        offset = fh.tell()
+    if fortran or dtype != np.dtype("<f4") or len(shape) != 2 or 0 in shape:
+        return None
+    store = FeatureStore(path, offset, shape, page_budget)
+    _check_finite(store, path)
+    return store
+
+
+def _check_finite(store: FeatureStore, name: str) -> None:
+    for start, block in store.blocks():
+        if not np.isfinite(block).all():
+            row, col = np.argwhere(~np.isfinite(block))[0]
+            raise AlcliError(f"'features' holds NaN or inf (first at {[int(row) + start, int(col)]})", name)
+
+
+def _spool(node: h5py.Dataset, name: str, page_budget: int) -> FeatureStore:
+    """Copy a chunked/compressed/non-float32 dataset once to a raw float32 temporary file, in blocks."""
+    n, d = node.shape
+    step = max(1, (node.chunks[0] if node.chunks else 0) or max(256, (16 << 20) // max(1, 4 * d)))
+    step = max(step, 256)
+    fd, tmp = tempfile.mkstemp(prefix="alcli-features-", suffix=".f32")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for start in range(0, n, step):
+                try:
+                    block = np.asarray(node[start : start + step], np.float32)
+                except (OSError, ValueError) as exc:
+                    raise AlcliError(f"cannot read 'features': truncated or corrupt ({str(exc)[:120]})",
+                                     name) from None
+                if not np.isfinite(block).all():
+                    row, col = np.argwhere(~np.isfinite(block))[0]
+                    raise AlcliError(f"'features' holds NaN or inf (first at {[int(row) + start, int(col)]})",
+                                     name)
+                out.write(np.ascontiguousarray(block).tobytes())
+        return FeatureStore(tmp, 0, (n, d), page_budget, owned=True)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+OUT_OF_CORE_METHODS = ("kcenter", "random")
+
+
+def resolve_memory_limit(text: str | None, path: str, method: str) -> int | None:
+    """Bytes for `select --memory-limit` (None = in memory). Without the option, features files larger
+    than 70% of the available memory go out of core under half of it, for the methods that support it."""
+    if text is None:
+        avail = available_memory()
+        size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
+        if method in OUT_OF_CORE_METHODS and avail and size > 0.7 * avail:
+            return avail // 2
+        return None
+    limit = parse_size(text)
+    if method not in OUT_OF_CORE_METHODS:
+        raise AlcliError(f"method {method!r} needs the features in memory; out of core: "
+                         f"{', '.join(OUT_OF_CORE_METHODS)}", "--memory-limit")
+    return limit
