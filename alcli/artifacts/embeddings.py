@@ -22,6 +22,7 @@ import numpy as np
 from alcli.artifacts.io import (
     Input,
     attrs_dict,
+    check_dataset,
     check_finite,
     check_format,
     create_output,
@@ -66,19 +67,23 @@ class Embeddings:
         return pos
 
 
-def read_embeddings(path: str, load: tuple[str, ...] = OPTIONAL) -> Embeddings:
-    """Read and validate features (and the optional arrays named in `load`)."""
+def read_embeddings(path: str, load: tuple[str, ...] = OPTIONAL, memory_limit: int | None = None) -> Embeddings:
+    """Read and validate features (and the optional arrays named in `load`). With `memory_limit` (bytes)
+    the features stay on disk as an `alcli.outofcore.FeatureStore` (rows gathered on demand)."""
     if path.endswith(".npy"):
-        return _read_npy(path)
+        return _read_npy(path, memory_limit)
     with open_input(path) as src:
-        return embeddings_from(src, load)
+        return embeddings_from(src, load, memory_limit)
 
 
-def embeddings_from(src: Input, load: tuple[str, ...] = OPTIONAL) -> Embeddings:
+def embeddings_from(src: Input, load: tuple[str, ...] = OPTIONAL, memory_limit: int | None = None) -> Embeddings:
     if format_of(src) is not None or "features" not in src.file:
         check_format(src, KIND)
-    features = read_array(src, "features", kinds="fiu", ndim=(2,))
-    features = _as_float32(src, features)
+    if memory_limit is not None:
+        features = _features_out_of_core(src, memory_limit)
+    else:
+        features = read_array(src, "features", kinds="fiu", ndim=(2,))
+        features = _as_float32(src, features)
     n = features.shape[0]
     if n == 0 or features.shape[1] == 0:
         raise src.fail(f"'features' is empty (shape {features.shape})")
@@ -111,6 +116,19 @@ def embeddings_from(src: Input, load: tuple[str, ...] = OPTIONAL) -> Embeddings:
     return emb
 
 
+def _features_out_of_core(src: Input, memory_limit: int) -> Any:
+    from alcli import outofcore
+
+    node = src.file.get("features")
+    if not isinstance(node, h5py.Dataset):
+        raise src.fail("missing dataset 'features'")
+    check_dataset(src, "features", node, kinds="fiu", ndim=(2,))
+    if 0 in node.shape:
+        raise src.fail(f"'features' is empty (shape {node.shape})")
+    budget = outofcore.page_budget_for(memory_limit, node.shape[0])
+    return outofcore.store_from_dataset(node, src.file.filename, src.name, budget)
+
+
 def _as_float32(src: Input, features: np.ndarray) -> np.ndarray:
     features = np.asarray(features)
     for start in range(0, features.shape[0], _BLOCK_ROWS):
@@ -118,7 +136,7 @@ def _as_float32(src: Input, features: np.ndarray) -> np.ndarray:
     return features.astype(np.float32, copy=False)
 
 
-def _read_npy(path: str) -> Embeddings:
+def _read_npy(path: str, memory_limit: int | None = None) -> Embeddings:
     import os
 
     if not os.path.exists(path):
@@ -134,7 +152,14 @@ def _read_npy(path: str) -> Embeddings:
         raise src.fail(f"features have dtype {arr.dtype}, expected numbers")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise src.fail(f"features are empty (shape {arr.shape})")
-    features = _as_float32(src, np.asarray(arr))
+    features = None
+    if memory_limit is not None:
+        from alcli import outofcore
+
+        budget = outofcore.page_budget_for(memory_limit, arr.shape[0])
+        features = outofcore.store_from_npy(path, budget)
+    if features is None:
+        features = _as_float32(src, np.asarray(arr))
     n = features.shape[0]
     return Embeddings(features, np.arange(n, dtype=np.int64), n, sha256=src.sha256, name=path)
 

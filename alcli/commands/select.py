@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import click
@@ -65,27 +66,49 @@ broken by the lowest index.
 @click.option("-o", "--output", default=STDIO, show_default=True, metavar="OUT.h5",
               help="Where the new labelled set goes; - is stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line on stdout.")
+@click.option("--scheduler", envvar="ALCLI_SCHEDULER", metavar="ADDRESS|local[:N]",
+              help="Run kcenter on a Dask cluster: tcp://HOST:PORT, or local:N for N worker processes "
+                   "on 127.0.0.1. [env ALCLI_SCHEDULER]")
+@click.option("--distributed-mode", type=click.Choice(["exact", "two-round"]), default="exact", show_default=True,
+              help="exact: the single-machine picks, one round trip per pick. two-round: greedy per shard "
+                   "then over their union (approximate, radius ≤ 4·optimal), two round trips in all.")
+@click.option("--memory-limit", metavar="SIZE",
+              help="Keep the features on disk and hold at most SIZE (e.g. 200M, 2G) beyond the interpreter "
+                   "(kcenter, random). Automatic when the file exceeds the available memory.")
 @_strategy_options
 def command(embeddings: str, labeled_path: str | None, budget: int, method: str, seed: int,
             exclude_paths: tuple[str, ...], labels_path: str | None, radius: bool | None, output: str,
-            as_json: bool, **params: Any) -> None:
+            as_json: bool, scheduler: str | None, distributed_mode: str, memory_limit: str | None,
+            **params: Any) -> None:
+    from alcli.outofcore import resolve_memory_limit
+
     strat = get_strategy(method)
     if as_json and output == STDIO:
         raise AlcliError("--json prints to stdout, so the artifact needs -o FILE", "--json")
     check_output(output)
     own = {p.name for p in strat.params}
     params = {k: v for k, v in params.items() if k in own}
-    emb = read_embeddings(embeddings, load=tuple(n for n in OPTIONAL if n in strat.loads))
+    limit = resolve_memory_limit(memory_limit, embeddings, strat.name)
+    emb = read_embeddings(embeddings, load=tuple(n for n in OPTIONAL if n in strat.loads), memory_limit=limit)
     labeled = read_labeled(labeled_path) if labeled_path else LabeledSet.empty(emb.pool_size)
     exclude = _read_exclude(exclude_paths, emb.pool_size)
     labels = read_dataset(labels_path).labels if labels_path else None
-    rnd = select_round(emb, labeled, method, budget, seed=seed, exclude=exclude, labels=labels,
-                       params=params, radius=radius)
+    with _cluster(scheduler, distributed_mode, strat.name) as runner:
+        rnd = select_round(emb, labeled, method, budget, seed=seed, exclude=exclude, labels=labels,
+                           params=params, radius=radius, runner=runner)
     parents = {"embeddings": emb.sha256}
     if labeled_path:
         parents["labeled"] = labeled.sha256
     write_labeled(output, rnd.labeled, parents=parents)
     _report(rnd, as_json)
+
+
+def _cluster(scheduler: str | None, mode: str, method: str) -> Any:
+    if not scheduler:
+        return contextlib.nullcontext(None)
+    from alcli import distributed
+
+    return distributed.cluster_runner(scheduler, mode, method)
 
 
 def _read_exclude(paths: tuple[str, ...], pool_size: int) -> np.ndarray | None:
@@ -102,6 +125,9 @@ def _read_exclude(paths: tuple[str, ...], pool_size: int) -> np.ndarray | None:
 
 def _report(rnd: Round, as_json: bool) -> None:
     info = rnd.summary()
+    if "distributed" in rnd.result.report:  # --scheduler: mode, workers, overhead / approximation bound
+        info["distributed"] = {k: v for k, v in rnd.result.report.items() if k != "seconds"}
+        console.say(f"dask: {' · '.join(f'{k} {console.fmt(v)}' for k, v in info['distributed'].items())}")
     if as_json:
         console.emit_json(console.clean_nan(info))
     before, after = info["radius_before"], info["radius_after"]
@@ -111,6 +137,8 @@ def _report(rnd: Round, as_json: bool) -> None:
         f" (labelled {info['labeled_before']} → {info['labeled_after']}){radius} · {info['seconds']:.2f} s"
     )
     res = rnd.result
+    if res.report.get("headline"):
+        console.say(f"  {res.report['headline']}")
     shown = min(10, rnd.picks_rows.size)
     if shown and res.why is not None:
         rows = [(i + 1, int(rnd.picks_rows[i]), float(res.why[i])) for i in range(shown)]

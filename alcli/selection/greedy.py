@@ -142,14 +142,18 @@ class CenterBounds:
         return np.maximum(d2, 0.0, out=d2)
 
 
-def farthest_from_mean(x: np.ndarray, rows: np.ndarray) -> int:
-    """Index into `rows` of the point farthest (float64) from the mean of x[rows]; lowest on ties."""
+def rows_mean(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """float64 mean of x[rows], summed block by block in a fixed order (a distributed driver reuses it)."""
     step = distance.block_rows(x.shape[1])
     total = np.zeros(x.shape[1], np.float64)
     for start in range(0, rows.size, step):
         total += x[rows[start : start + step]].astype(np.float64).sum(axis=0)
-    mean = total / rows.size
-    return int(np.argmax(distance.sqdist_rows(x, rows, mean)))
+    return total / rows.size
+
+
+def farthest_from_mean(x: np.ndarray, rows: np.ndarray) -> int:
+    """Index into `rows` of the point farthest (float64) from the mean of x[rows]; lowest on ties."""
+    return int(np.argmax(distance.sqdist_rows(x, rows, rows_mean(x, rows))))
 
 
 def kcenter_greedy(
@@ -166,8 +170,9 @@ def kcenter_greedy(
     t0 = time.perf_counter()
     d = x.shape[1]
     gpu = distance.on_gpu()
-    if shards is None:
-        shards = [GreedyShard(x, candidates, candidates)]
+    if shards is None:  # features on disk (alcli.outofcore) come in shards: bounded scratch per shard
+        step = getattr(x, "shard_rows", 0) or max(1, candidates.size)
+        shards = [GreedyShard(x, part, part) for part in np.split(candidates, range(step, candidates.size, step))]
     bounds = CenterBounds(labeled.size + budget, d, gpu)
     picks: list[int] = []
     scores: list[float] = []

@@ -7,6 +7,7 @@ Every strategy goes through `select_round`, so input validation, the covering ra
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +62,11 @@ def select_round(
     labels: np.ndarray | None = None,
     params: dict[str, Any] | None = None,
     radius: bool | None = None,
+    runner: Callable[[Problem], Result] | None = None,
 ) -> Round:
     """Run `method` for `budget` new picks. `exclude` and `labels` are data-set rows/labels.
-    `radius` computes the covering radius for methods that do not report it (None = only theirs)."""
+    `radius` computes the covering radius for methods that do not report it (None = only theirs).
+    `runner` replaces the strategy's own function (e.g. the same method on a Dask cluster)."""
     strat = get_strategy(method)
     if labeled.pool_size != emb.pool_size:
         raise AlcliError(
@@ -98,7 +101,7 @@ def select_round(
         raise AlcliError(f"{budget} is more than the {n_cand} unlabelled points in the pool", "--budget")
     strat.check(problem, emb.name)
     t0 = time.perf_counter()
-    result = strat.run(problem)
+    result = (runner or strat.run)(problem)
     _check_picks(strat, result.picks, problem)
     if radius and not strat.covering:
         result.radius_before = covering_radius(emb.features, labeled_pos, pool)
