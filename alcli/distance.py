@@ -8,6 +8,7 @@ choose candidates; a rigorous error bound (`expansion_tolerance`) says when FAIS
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -116,3 +117,44 @@ def nearest_centers(
 
 def on_gpu() -> bool:
     return num_gpus() > 0
+
+
+def range_neighbours(
+    x: np.ndarray, rows: np.ndarray, cols: np.ndarray, radius_sq: float, max_pairs: int, block: int = 1024,
+    stop: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For each x[rows[i]], the cols-indices j with float32 |x[rows[i]] - x[cols[j]]|² < radius_sq (FAISS
+    range search over an exhaustive CPU index, streamed over query blocks).
+
+    Returns CSR arrays (indptr int64, ids int32 into `cols`, float32 squared distances; ids ascending per
+    row), or None once more than `max_pairs` pairs are found: memory stays near 8 bytes a pair plus one
+    block's FAISS result, whose size is kept near a tenth of `max_pairs` by shrinking the block."""
+    import faiss
+
+    index = faiss.IndexFlatL2(x.shape[1])
+    step = block_rows(x.shape[1], 4)
+    for start in range(0, cols.size, step):
+        index.add(np.ascontiguousarray(x[cols[start : start + step]], dtype=np.float32))
+    counts = np.zeros(rows.size, np.int64)
+    ids_parts: list[np.ndarray] = []
+    d2_parts: list[np.ndarray] = []
+    total, start = 0, 0
+    while start < rows.size:
+        q = np.ascontiguousarray(x[rows[start : start + block]], dtype=np.float32)
+        lims, dist, ids = index.range_search(q, float(radius_sq))
+        lims = lims.astype(np.int64)
+        total += int(lims[-1])
+        if total > max_pairs or (stop is not None and stop()):
+            return None
+        counts[start : start + q.shape[0]] = np.diff(lims)
+        owner = np.repeat(np.arange(q.shape[0]), np.diff(lims))
+        order = np.lexsort((ids, owner))
+        ids_parts.append(ids[order].astype(np.int32))
+        d2_parts.append(dist[order].astype(np.float32))
+        start += q.shape[0]
+        per_row = max(1.0, total / start)
+        block = int(min(4096, max(32, 0.1 * max_pairs / per_row)))
+    indptr = np.zeros(rows.size + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    empty_i, empty_f = np.zeros(0, np.int32), np.zeros(0, np.float32)
+    return indptr, np.concatenate(ids_parts or [empty_i]), np.concatenate(d2_parts or [empty_f])

@@ -263,7 +263,8 @@ class _Search:
         is_center[centers] = True
         hit = np.flatnonzero(is_center[nb.cols[nb.ids]])
         rows = nb.pair_rows()[hit]
-        d2 = nb.exact[hit] if nb.exact is not None else cover_mip.exact_pairs(self.x, nb.rows[rows], nb.cols[nb.ids[hit]])
+        cols = nb.cols[nb.ids[hit]]
+        d2 = nb.exact[hit] if nb.exact is not None else cover_mip.exact_pairs(self.x, nb.rows[rows], cols)
         best = np.full(nb.rows.size, np.inf)
         np.minimum.at(best, rows, d2)
         values[self.row_index] = np.minimum(values[self.row_index], best)
