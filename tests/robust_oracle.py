@@ -5,8 +5,7 @@ from __future__ import annotations
 from itertools import combinations
 
 import numpy as np
-
-from tests.oracles import pairwise_sq
+from oracles import pairwise_sq
 
 
 def robust_radius(dist_sq: np.ndarray, outliers: int) -> float:
