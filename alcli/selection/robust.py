@@ -226,6 +226,7 @@ class _Search:
     def _decide(self, delta_sq: float) -> None:
         t0 = time.perf_counter()
         cover = cover_mip.drop_dominated(cover_mip.cover_at(self.nb, delta_sq))
+        t_build = time.perf_counter() - t0
         status, cols = cover_mip.precheck(cover, self.b, self.xi)
         how = "precheck"
         if status == "unknown":
@@ -252,6 +253,7 @@ class _Search:
         else:
             self.lb_sq = delta_sq  # move on; proves nothing
             self.timed_out_solves += 1
+        it["build_seconds"] = round(t_build, 4)
         it["seconds"] = round(time.perf_counter() - t0, 4)
         self.iterations.append(it)
 
