@@ -25,6 +25,7 @@ import contextlib
 import logging
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -152,11 +153,13 @@ def connect(spec: str) -> Iterator[Any]:
     try:
         if address == "local":
             n = workers or max(1, min(os.cpu_count() or 1, 8))
-            cluster = LocalCluster(n_workers=n, processes=True, threads_per_worker=1, dashboard_address=None,
-                                   host="127.0.0.1", silence_logs=logging.CRITICAL)
+            with warnings.catch_warnings():  # e.g. "port 8787 in use": the HTTP server moves, stderr stays clean
+                warnings.simplefilter("ignore")
+                cluster = LocalCluster(n_workers=n, processes=True, threads_per_worker=1, dashboard_address=None,
+                                       host="127.0.0.1", silence_logs=logging.CRITICAL)
             client = Client(cluster)
         else:
-            client = Client(address, timeout="15s")
+            client = Client(address)  # waits distributed.comm.timeouts.connect (DASK_DISTRIBUTED__COMM__...)
     except (OSError, TimeoutError) as exc:
         raise AlcliError(f"cannot reach the Dask scheduler at {spec} ({_short(exc)})", SOURCE) from None
     try:
@@ -192,17 +195,19 @@ class _Driver:
         self.overhead = 0.0
         self.steps = 0
 
-    def wait(self, futures: list[Any]) -> list[Any]:
+    def wait(self, futures: list[Any] | Callable[[], list[Any]]) -> list[Any]:
         try:
+            futures = futures() if callable(futures) else futures
             return [f.result(timeout=CALL_TIMEOUT) for f in futures]
-        except AlcliError:
-            raise
         except Exception as exc:  # a lost worker, a timeout, a broken connection: never a wrong artifact
-            raise AlcliError(f"distributed selection failed while {self.stage} ({_short(exc)}); nothing was "
-                             "written: rerun, it restarts from the inputs", SOURCE) from None
+            raise self.failed(exc) from None
+
+    def failed(self, exc: BaseException) -> AlcliError:
+        return AlcliError(f"distributed selection failed while {self.stage} ({_short(exc)}); nothing was "
+                          "written: rerun, it restarts from the inputs", SOURCE)
 
     def call(self, method: str, *args: Any) -> list[Any]:
-        return self.wait([getattr(a, method)(*args) for a in self.actors])
+        return self.wait(lambda: [getattr(a, method)(*args) for a in self.actors])
 
     def load(self, x: Any, candidates: np.ndarray, want_mean: bool) -> np.ndarray | None:
         """Stream the candidate rows to their actors in single-machine block order; the float64 sum of
@@ -220,7 +225,10 @@ class _Driver:
             for i, actor in enumerate(self.actors):
                 lo, hi = max(start, bounds[i]), min(stop, bounds[i + 1])
                 if lo < hi:
-                    pending.append(actor.put(int(lo - bounds[i]), block[lo - start : hi - start]))
+                    try:
+                        pending.append(actor.put(int(lo - bounds[i]), block[lo - start : hi - start]))
+                    except Exception as exc:
+                        raise self.failed(exc) from None
             if len(pending) > 2 * len(self.actors):
                 self.wait(pending)
                 pending = []
