@@ -57,12 +57,13 @@ def available_memory() -> int | None:
     return None
 
 
-def current_rss() -> int:
-    """Resident set size of this process now, in bytes (0 where /proc is absent)."""
+def peak_rss() -> int:
+    """Peak resident set size of this process' memory (VmHWM), in bytes; 0 where /proc is absent.
+    Unlike getrusage's ru_maxrss it starts afresh at exec, so a child does not inherit its parent's peak."""
     try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
         return 0
 
 
@@ -167,7 +168,8 @@ def store_from_npy(path: str, page_budget: int) -> FeatureStore | None:
     with open(path, "rb") as fh:
         try:
             version = np.lib.format.read_magic(fh)
-            shape, fortran, dtype = np.lib.format._read_array_header(fh, version)  # type: ignore[attr-defined]
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(fh)
         except ValueError:
             return None
         offset = fh.tell()
