@@ -224,3 +224,36 @@ def test_cli_worker_killed_mid_run_writes_nothing(tmp_path):
     assert_one_line_error(proc, "--scheduler", "nothing was written")
     assert not out.exists()
     assert not list(tmp_path.glob(".alcli-tmp-*"))
+
+
+# ------------------------------------------------------------------------------------ embed --scheduler
+
+
+def test_embed_on_the_cluster_equals_single_machine(cluster, tmp_path):
+    from conftest import SAMPLE
+
+    from alcli import data, training
+    from alcli.artifacts import write_checkpoint
+
+    ds = data.load(str(SAMPLE))
+    rows = np.sort(np.random.default_rng(0).choice(ds.n, 64, replace=False))
+    _, ckpt = training.train(ds, rows, training.Recipe(arch="small", epochs=1, batch_size=16, device="cpu"))
+    write_checkpoint(str(tmp_path / "c.h5"), ckpt)
+    some = np.sort(np.random.default_rng(1).choice(ds.n, 700, replace=False))
+    write_labeled(str(tmp_path / "rows.h5"), LabeledSet(some, np.zeros(some.size, np.int32), ds.n))
+    args = [SAMPLE, "--checkpoint", tmp_path / "c.h5", "--indices", tmp_path / "rows.h5", "--device", "cpu",
+            "--grad-embedding", "--mc-samples", "2", "--batch-size", "64"]
+    run_alcli("embed", *args, "-o", tmp_path / "one.h5", check=True)
+    proc = shell(f"alcli embed {' '.join(map(str, args))} --scheduler {cluster.scheduler_address} | cat > two.h5",
+                 tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(tmp_path / "one.h5") as one, h5py.File(tmp_path / "two.h5") as two:
+        assert two.attrs["format"] == "alcli.embeddings" and int(two.attrs["parts"]) == 2
+        np.testing.assert_array_equal(one["indices"][()], two["indices"][()])
+        for key in ("features", "probs", "grad_features"):
+            np.testing.assert_allclose(one[key][()], two[key][()], rtol=1e-5, atol=1e-5)
+        assert one["mc_probs"].shape == two["mc_probs"].shape == (2, 700, 10)
+        assert json.loads(two.attrs["parents"]) == json.loads(one.attrs["parents"])
+    assert not list(tmp_path.glob(".alcli-parts-*"))
+    sel = shell("alcli select two.h5 -b 5 > l.h5", tmp_path)  # the combined artifact feeds select
+    assert sel.returncode == 0, sel.stderr

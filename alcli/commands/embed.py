@@ -24,9 +24,12 @@ from alcli import console
 @click.option("-o", "--output", metavar="OUT.h5",
               help="Where the embeddings go (or give it as the second argument); - or none is stdout, to pipe"
                    " into `alcli select -`.")
+@click.option("--scheduler", envvar="ALCLI_SCHEDULER", metavar="ADDRESS|local[:N]",
+              help="Embed on a Dask cluster (one part per worker, combined into one artifact); the workers "
+                   "must see DATA.h5 and CKPT.h5 at the same paths. [env ALCLI_SCHEDULER]")
 def command(dataset: str, out_arg: str | None, checkpoint_path: str, indices_path: str,
             exclude_paths: tuple[str, ...], mc_samples: int, grad_embedding: bool, batch_size: int, seed: int,
-            device: str, output: str | None) -> None:
+            device: str, output: str | None, scheduler: str | None) -> None:
     """Run CKPT.h5 over rows of DATA.h5 and write an alcli.embeddings artifact: `features` (the
     penultimate activations, the core-set distance space), `probs`, and optionally `mc_probs` and
     `grad_features`."""
@@ -55,7 +58,12 @@ def command(dataset: str, out_arg: str | None, checkpoint_path: str, indices_pat
     if rows.size == 0:
         raise AlcliError("no rows left to embed after --exclude", "--exclude")
     t0 = time.perf_counter()
-    embedding.embed(output, net, ckpt, ds, rows, opts, dev)
+    if scheduler:
+        from alcli import distributed_embed
+
+        distributed_embed.embed(scheduler, output, dataset, checkpoint_path, rows, opts, device)
+    else:
+        embedding.embed(output, net, ckpt, ds, rows, opts, dev)
     secs = time.perf_counter() - t0
     extra = "".join([f" · mc_probs T={mc_samples}" if mc_samples else "", " · grad_features" if grad_embedding else ""])
     console.say(f"[bold]embed {ckpt.arch}[/]: {rows.size} of {ds.n} rows → {net.feature_dim}-d features{extra}"
