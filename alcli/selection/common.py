@@ -160,7 +160,7 @@ def kmeans(x: np.ndarray, rows: np.ndarray, k: int, seed: int, niter: int) -> tu
     data = gather(x, rows)
     init, _ = kmeanspp(Space(data), k, np.random.default_rng(seed))
     km = faiss.Kmeans(data.shape[1], int(k), niter=int(niter), seed=int(seed) & 0x7FFFFFFF, verbose=False,
-                      max_points_per_centroid=max(256, -(-rows.size // max(1, k))))
+                      max_points_per_centroid=max(256, -(-rows.size // max(1, k))), min_points_per_centroid=1)
     km.train(data, init_centroids=data[init])
     _, assign = km.index.search(data, 1)
     return np.asarray(km.centroids, np.float32), assign[:, 0].astype(np.int64)

@@ -4,7 +4,7 @@ Ball(x) = pool points at l2 distance < δ from x (itself included). Points in a 
 covered from the start. Each step picks the candidate whose ball holds the most uncovered points (lowest
 position on ties) and covers them; once nothing is left to gain the remaining picks are uniform (seeded),
 as in the authors' code. The δ-graph comes from FAISS range search in blocks and is refused, with a
-clear error, when it would hold more than --probcover-max-pairs pairs (about 16 bytes each).
+clear error, when it would hold more than --probcover-max-pairs pairs (~20 bytes each at peak).
 
 Without --probcover-delta, δ follows the paper's purity heuristic: k-means the pool into K clusters
 (K = the number of classes of `probs` when present, else 10) and take the largest δ for which at least
@@ -49,6 +49,7 @@ def probcover(problem: Problem) -> Result:
         raise AlcliError(f"δ = {delta:.4g} links more than {max_pairs} (point, neighbour) pairs; lower "
                          "--probcover-delta or raise --probcover-max-pairs", "--probcover-delta")
     indptr, ids, _ = graph
+    del graph  # the helper's float32 distances are not needed: ~8 bytes a pair stay (ids + reverse ids)
     is_cand = ~np.isin(pool, problem.labeled, assume_unique=True)
     picks, gains, covered0, covered = greedy_cover(indptr, ids, is_cand, problem.budget, problem.rng())
     report = {"delta": float(delta), "pairs": int(ids.size), "coverage_before": covered0 / pool.size,
@@ -62,15 +63,15 @@ def greedy_cover(indptr: np.ndarray, ids: np.ndarray, is_cand: np.ndarray, b: in
     """Greedy max coverage on the graph row i -> ids[indptr[i]:indptr[i+1]] (ball of i). Rows with
     is_cand False are already centers. Returns (picks, their gains, covered before, covered after)."""
     n = is_cand.size
-    owner = np.repeat(np.arange(n), np.diff(indptr))
-    rev = np.argsort(ids, kind="stable")  # column view: rows whose ball holds point j
-    rev_owner = owner[rev]
+    owner = np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))
+    rev_owner = owner[np.argsort(ids, kind="stable")]  # column view: rows whose ball holds point j
     rev_ptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(ids, minlength=n), out=rev_ptr[1:])
     covered = np.zeros(n, bool)
-    covered[ids[np.repeat(~is_cand, np.diff(indptr))]] = True
+    covered[ids[~is_cand[owner]]] = True
     covered0 = int(covered.sum())
-    gain = np.bincount(owner, weights=~covered[ids], minlength=n).astype(np.int64)
+    gain = np.bincount(owner[~covered[ids]], minlength=n).astype(np.int64)
+    del owner
     gain[~is_cand] = -1
     picks, gains = [], []
     while len(picks) < b:
