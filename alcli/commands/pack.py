@@ -1,0 +1,119 @@
+"""`alcli pack`: a folder of image files → an alcli.dataset artifact (torchvision ImageFolder layout)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+import numpy as np
+
+from alcli import console
+from alcli.errors import AlcliError
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")
+
+
+def list_images(folder: str, unlabelled: bool) -> tuple[list[str], list[int], list[str]]:
+    """(relative paths, labels, class names) in sorted order; ImageFolder rules: one subfolder per class
+    (its name is the class name), or with `unlabelled` the image files directly in `folder` (label -1)."""
+    if not os.path.isdir(folder):
+        raise AlcliError("no such folder" if not os.path.exists(folder) else "is not a folder", folder)
+
+    def images_in(sub: str) -> list[str]:
+        found = []
+        for root, dirs, files in os.walk(sub):
+            dirs.sort()
+            found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(EXTENSIONS)]
+        return found
+
+    if unlabelled:
+        files = sorted(f for f in os.listdir(folder)
+                       if f.lower().endswith(EXTENSIONS) and os.path.isfile(os.path.join(folder, f)))
+        if not files:
+            raise AlcliError("holds no image files (" + ", ".join(EXTENSIONS) + ")", folder)
+        return files, [-1] * len(files), []
+    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    if not classes:
+        raise AlcliError("has no class subfolders (one per class); use --unlabelled for a flat folder", folder)
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        found = images_in(os.path.join(folder, name))
+        paths += [os.path.relpath(p, folder) for p in found]
+        labels += [label] * len(found)
+    if not paths:
+        raise AlcliError("holds no image files in its class subfolders", folder)
+    return paths, labels, classes
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise AlcliError(f"expected HxW such as 32x32, got {text!r}", "--size")
+    return int(parts[0]), int(parts[1])
+
+
+def load_images(folder: str, paths: list[str], size: tuple[int, int] | None) -> np.ndarray:
+    """uint8 N×H×W (every image grey) or N×H×W×3; all images must share one size unless `size` is given."""
+    from PIL import Image, UnidentifiedImageError
+
+    def open_one(rel: str) -> Image.Image:
+        full = os.path.join(folder, rel)
+        try:
+            img = Image.open(full)
+            img.load()
+            return img
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise AlcliError(f"not a readable image ({' '.join(str(exc).split())[:100]})", full) from None
+
+    grey = True
+    for rel in paths:  # headers only: decide grey vs colour and the size before allocating
+        with Image.open(os.path.join(folder, rel)) as img:
+            grey &= img.mode in _GREY_MODES and not (img.mode == "P" and _palette_colour(img))
+    first = open_one(paths[0])
+    h, w = size if size else (first.height, first.width)
+    out = np.empty((len(paths), h, w) if grey else (len(paths), h, w, 3), np.uint8)
+    for i, rel in enumerate(console.progress(paths, len(paths), "pack")):
+        img = first if i == 0 else open_one(rel)
+        img = img.convert("L" if grey else "RGB")
+        if size:
+            img = img.resize((w, h), Image.Resampling.BILINEAR)
+        elif (img.height, img.width) != (h, w):
+            raise AlcliError(f"is {img.height}x{img.width}, the first image {h}x{w}: pass --size HxW to resize",
+                             os.path.join(folder, rel))
+        out[i] = np.asarray(img, np.uint8)
+    return out
+
+
+def _palette_colour(img: object) -> bool:
+    rgb = img.convert("RGB")  # type: ignore[attr-defined]
+    arr = np.asarray(rgb)
+    return not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]))
+
+
+@click.command("pack")
+@click.argument("folder", metavar="FOLDER")
+@click.option("--unlabelled", "--unlabeled", "unlabelled", is_flag=True,
+              help="FOLDER holds the images directly (no class subfolders): every label is -1.")
+@click.option("--size", "size_text", metavar="HxW", help="Resize every image to H×W (bilinear).")
+@click.option("-o", "--output", required=True, metavar="POOL.h5", help="The dataset artifact (- = stdout).")
+def command(folder: str, unlabelled: bool, size_text: str | None, output: str) -> None:
+    """Pack the images under FOLDER into an alcli.dataset: one subfolder per class (sorted names become
+    class_names and labels 0..C-1, as torchvision's ImageFolder), or a flat folder with --unlabelled.
+    `ids` holds each image's path relative to FOLDER. Grey images stay one channel; any colour image
+    makes the whole set RGB."""
+    from alcli.artifacts.dataset import Dataset, write_dataset
+    from alcli.artifacts.io import check_output
+
+    check_output(output)
+    size = parse_size(size_text)
+    paths, labels, classes = list_images(folder, unlabelled)
+    images = load_images(folder, paths, size)
+    ds = Dataset(images, np.asarray(labels, np.int64), classes, ids=paths,
+                 attrs={"source": f"alcli pack {os.path.abspath(folder)}"})
+    write_dataset(output, ds)
+    shape = "×".join(map(str, images.shape[1:]))
+    what = "unlabelled" if unlabelled else f"{len(classes)} classes"
+    console.say(f"[bold]pack[/]: {len(paths)} images ({shape}, {what}) → {output}")
