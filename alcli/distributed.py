@@ -39,6 +39,11 @@ from alcli.selection.greedy import CenterBounds, GreedyShard, farthest_from_mean
 SOURCE = "--scheduler"
 MODES = ("exact", "two-round")
 CALL_TIMEOUT = 3600.0
+TOP_K = 64  # farthest points each shard reports per round trip (the driver may pick several from them)
+_MARGIN = 1e-9  # relative: driver-side values decide a pick only when this far from every rival
+
+# (squared distances, positions, vectors, bound on the rest, {position: score} of the picks applied, seconds)
+Top = tuple[np.ndarray, np.ndarray, np.ndarray, float, dict[int, float], float]
 
 
 class ShardActor:
@@ -57,10 +62,27 @@ class ShardActor:
         self.x[start : start + block.shape[0]] = block
         return int(block.shape[0])
 
-    def _best(self, t0: float) -> tuple[float, int, np.ndarray | None, float]:
+    def _best(self) -> tuple[float, int, np.ndarray | None]:
         value, pos = self.shard.best()
         vec = None if pos < 0 else self.x[int(np.searchsorted(self.positions, pos))].copy()
-        return value, pos, vec, time.perf_counter() - t0
+        return value, pos, vec
+
+    def _top(self, k: int, scores: dict[int, float], t0: float) -> Top:
+        """The k farthest points (by squared distance, then lowest position), their vectors, and the
+        (k+1)-th distance: no point left out is farther than that bound."""
+        live = np.flatnonzero(self.shard.s >= 0)
+        s = self.shard.s[live]
+        if live.size > k + 1:
+            part = np.argpartition(-s, k)[: k + 1]
+            cut = s[part].min()
+            part = np.flatnonzero(s >= cut)  # every point tied with the cut, so the order below is total
+        else:
+            part = np.arange(live.size)
+        order = part[np.lexsort((self.positions[live[part]], -s[part]))]
+        top, rest = live[order[:k]], order[k:]
+        bound = float(s[rest[0]]) if rest.size else -1.0
+        return (self.shard.s[top].copy(), self.positions[top].copy(), self.x[top].copy(), bound, scores,
+                time.perf_counter() - t0)
 
     def farthest_from(self, mean: np.ndarray) -> tuple[float, int]:
         if self.rows.size == 0:
@@ -69,27 +91,36 @@ class ShardActor:
         i = int(np.argmax(d2))
         return float(d2[i]), int(self.positions[i])
 
-    def start(self, centers: np.ndarray) -> tuple[float, int, np.ndarray | None, float]:
+    def start(self, centers: np.ndarray, k: int = 1) -> Top:
         t0 = time.perf_counter()
         self.bounds.add(centers)
         self.shard.start(self.bounds.c[: self.bounds.k], gpu=False)
-        return self._best(t0)
+        return self._top(k, {}, t0)
 
-    def start_single(self, pos: int, vec: np.ndarray) -> tuple[float, int, np.ndarray | None, float]:
+    def start_single(self, pos: int, vec: np.ndarray, k: int = 1) -> Top:
         t0 = time.perf_counter()
         self.bounds.add(vec[None, :])
         self.shard.start_single(vec.astype(np.float64))
         self.shard.take(pos)
-        return self._best(t0)
+        return self._top(k, {}, t0)
 
-    def step(self, pos: int, vec: np.ndarray) -> tuple[float, int, np.ndarray | None, float]:
-        t0 = time.perf_counter()
+    def _add(self, pos: int, vec: np.ndarray, scores: dict[int, float]) -> None:
+        i = int(np.searchsorted(self.positions, pos))
+        if i < self.positions.size and self.positions[i] == pos:
+            scores[int(pos)] = float(self.shard.s[i])  # the pick's distance, exactly as the owner holds it
         self.shard.take(pos)
         lower = self.bounds.lower(vec)
         center_id = self.bounds.k
         self.bounds.add(vec[None, :])
         self.shard.add_center(vec.astype(np.float64), center_id, lower)
-        return self._best(t0)
+
+    def apply(self, positions: np.ndarray, vecs: np.ndarray, k: int) -> Top:
+        """Fold in new centers in order (the same updates as one step each); answer with the new top k."""
+        t0 = time.perf_counter()
+        scores: dict[int, float] = {}
+        for pos, vec in zip(positions.tolist(), vecs, strict=True):
+            self._add(pos, vec, scores)
+        return self._top(k, scores, t0)
 
     def local_greedy(self, labeled: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray, float, float | None]:
         """Two-round, round 1: greedy on this shard alone. Returns (positions, vectors, the (b+1)-th
@@ -101,17 +132,19 @@ class ShardActor:
         picks: list[int] = []
         vecs: list[np.ndarray] = []
         if labeled.shape[0]:
-            value, pos, vec, _ = self.start(labeled)
-            before = value
+            self.start(labeled)
+            before = self.shard.best()[0]
         else:
             i = farthest_from_mean(self.x, self.rows)
-            value, pos, vec, _ = self.start_single(int(self.positions[i]), self.x[i])
+            self.start_single(int(self.positions[i]), self.x[i])
             picks.append(int(self.positions[i]))
             vecs.append(self.x[i].copy())
+        value, pos, vec = self._best()
         while len(picks) < min(budget, m) and pos >= 0:
             picks.append(pos)
             vecs.append(vec)
-            value, pos, vec, _ = self.step(pos, vec)
+            self._add(pos, vec, {})
+            value, pos, vec = self._best()
         return np.asarray(picks, np.int64), np.asarray(vecs, np.float32).reshape(-1, self.x.shape[1]), value, before
 
     def cover(self, centers: np.ndarray) -> float:
@@ -235,20 +268,54 @@ class _Driver:
         self.wait(pending)
         return total / candidates.size if want_mean else None
 
-    def reduce(self, answers: list[tuple[float, int, Any, float]], timed: float | None = None) -> tuple:
-        best = (-1.0, -1, None)
-        for value, pos, vec, _ in answers:
-            if pos >= 0 and (value > best[0] or (value == best[0] and pos < best[1])):
-                best = (value, pos, vec)
-        if timed is not None:
-            self.overhead += timed - max(a[3] for a in answers)
-            self.steps += 1
-        return best
+    def round_trip(self, positions: np.ndarray, vecs: np.ndarray, k: int) -> list[Top]:
+        ts = time.perf_counter()
+        answers = self.call("apply", positions, vecs, k)
+        self.overhead += time.perf_counter() - ts - max(a[5] for a in answers)
+        self.steps += 1
+        return answers
+
+
+class _Pool:
+    """The shards' farthest points, merged. `plan` picks greedily among them while the choice is certain:
+    the first pick is the exact reduce (max, lowest position) of the shards' own values; each further one
+    only if, after the driver folds in the picks so far, it beats every other reported point and the bound
+    on all unreported ones by a relative margin far above float64 rounding."""
+
+    def __init__(self, answers: list[Top]) -> None:
+        self.vals = np.concatenate([a[0] for a in answers]).astype(np.float64)
+        self.pos = np.concatenate([a[1] for a in answers]).astype(np.int64)
+        self.vecs = np.concatenate([a[2] for a in answers]).astype(np.float32)
+        self.bound = max(a[3] for a in answers)
+
+    def top_value(self) -> float:
+        return float(self.vals.max(initial=-1.0))
+
+    def plan(self, room: int) -> np.ndarray:
+        if self.pos.size == 0 or room <= 0:
+            return np.zeros(0, np.int64)
+        vals = self.vals.copy()
+        first = int(np.lexsort((self.pos, -vals))[0])
+        chosen = [first]
+        while len(chosen) < room:
+            self._fold(vals, chosen[-1])
+            order = np.argsort(-vals, kind="stable")[:2]
+            v1 = vals[order[0]]
+            v2 = vals[order[1]] if order.size > 1 else -np.inf
+            if v1 < 0 or not (v1 > self.bound * (1 + _MARGIN) and v1 > v2 * (1 + _MARGIN)):
+                break
+            chosen.append(int(order[0]))
+        return np.asarray(chosen, np.int64)
+
+    def _fold(self, vals: np.ndarray, i: int) -> None:
+        vals[i] = -1.0
+        np.minimum(vals, distance.sqdist_exact(self.vecs, self.vecs[i].astype(np.float64)), out=vals)
+        vals[i] = -1.0
 
 
 def kcenter_exact(client: Any, x: Any, labeled: np.ndarray, candidates: np.ndarray, budget: int,
-                  on_step: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, float | None,
-                                                                       float, dict[str, Any]]:
+                  on_round_trip: Callable[[int], None] | None = None, top_k: int = TOP_K,
+                  ) -> tuple[np.ndarray, np.ndarray, float | None, float, dict[str, Any]]:
     """Exact distributed k-Center-Greedy. Returns (picks, scores, radius_before, radius_after, report)."""
     t0 = time.perf_counter()
     drv = _Driver(client, x, candidates, labeled.size + budget)
@@ -259,34 +326,39 @@ def kcenter_exact(client: Any, x: Any, labeled: np.ndarray, candidates: np.ndarr
     radius_before = None
     drv.stage = "computing the initial distances"
     if labeled.size:
-        best = drv.reduce(drv.call("start", np.asarray(x[labeled], np.float32)))
-        radius_before = float(np.sqrt(max(best[0], 0.0)))
+        pool = _Pool(drv.call("start", np.asarray(x[labeled], np.float32), top_k))
+        radius_before = float(np.sqrt(max(pool.top_value(), 0.0)))
     else:
         far = drv.call("farthest_from", mean)
-        value, first = max(((v, -p) for v, p in far if p >= 0))
-        first = -first
-        best = drv.reduce(drv.call("start_single", first, np.asarray(x[first], np.float32)))
+        first = -max((v, -p) for v, p in far if p >= 0)[1]
+        pool = _Pool(drv.call("start_single", first, np.asarray(x[first], np.float32), top_k))
         picks.append(first)
         scores.append(float("nan"))
     t2 = time.perf_counter()
-    while len(picks) < budget and best[1] >= 0:
+    while len(picks) < budget:
+        chosen = pool.plan(budget - len(picks))
+        if chosen.size == 0:
+            break
         drv.stage = f"greedy step {len(picks) + 1} of {budget}"
-        if on_step is not None:
-            on_step(len(picks))
-        value, pos, vec = best
-        ts = time.perf_counter()
-        answers = drv.call("step", pos, vec)
-        best = drv.reduce(answers, timed=time.perf_counter() - ts)
-        picks.append(pos)
-        scores.append(float(np.sqrt(value)))
+        if on_round_trip is not None:
+            on_round_trip(drv.steps)
+        positions = pool.pos[chosen]
+        answers = drv.round_trip(positions, pool.vecs[chosen], top_k)
+        owned = {p: v for a in answers for p, v in a[4].items()}
+        picks.extend(positions.tolist())
+        scores.extend(float(np.sqrt(owned[p])) for p in positions.tolist())
+        pool = _Pool(answers)
     t3 = time.perf_counter()
+    trips = max(drv.steps, 1)
     report = {
         "distributed": "exact", "workers": len(drv.actors), "shard_sizes": [int(p.size) for p in drv.parts],
         "seconds": {"load": t1 - t0, "initial_distances": t2 - t1, "greedy": t3 - t2},
-        "round_trip_overhead_ms_per_step": 1000 * drv.overhead / max(drv.steps, 1),
-        "seconds_per_step": (t3 - t2) / max(drv.steps, 1),
+        "round_trips": drv.steps, "picks_per_round_trip": (len(picks) - (labeled.size == 0)) / trips,
+        "round_trip_overhead_ms": 1000 * drv.overhead / trips,
+        "seconds_per_pick": (t3 - t2) / max(len(picks), 1),
     }
-    return np.asarray(picks, np.int64), np.asarray(scores), radius_before, float(np.sqrt(max(best[0], 0.0))), report
+    radius_after = float(np.sqrt(max(pool.top_value(), 0.0)))
+    return np.asarray(picks, np.int64), np.asarray(scores), radius_before, radius_after, report
 
 
 def kcenter_two_round(client: Any, x: Any, labeled: np.ndarray, candidates: np.ndarray,
@@ -325,8 +397,7 @@ def kcenter_two_round(client: Any, x: Any, labeled: np.ndarray, candidates: np.n
     return picks, res.scores, radius_before, radius_after, report
 
 
-def runner(client: Any, mode: str = "exact",
-           on_step: Callable[[int], None] | None = None) -> Callable[[Problem], Result]:
+def runner(client: Any, mode: str = "exact", top_k: int = TOP_K) -> Callable[[Problem], Result]:
     """A `select_round` runner for method kcenter on the cluster behind `client`."""
     if mode not in MODES:
         raise AlcliError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", "--distributed-mode")
@@ -334,7 +405,7 @@ def runner(client: Any, mode: str = "exact",
     def run(problem: Problem) -> Result:
         cand = problem.candidates
         if mode == "exact":
-            out = kcenter_exact(client, problem.features, problem.labeled, cand, problem.budget, on_step)
+            out = kcenter_exact(client, problem.features, problem.labeled, cand, problem.budget, top_k=top_k)
         else:
             out = kcenter_two_round(client, problem.features, problem.labeled, cand, problem.budget)
         picks, scores, before, after, report = out

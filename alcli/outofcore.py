@@ -8,8 +8,9 @@ mapping, so k-Center-Greedy's pruned steps read only the rows they touch.
 Honest memory: pages of a file mapping that the process has touched count in its RSS. The store counts
 the bytes it hands out and, once they pass its page budget, tells the kernel it no longer needs the
 mapping (madvise MADV_DONTNEED): the process' RSS falls back, the data stays in the page cache (which the
-kernel may drop under pressure, and which no process is charged for). So the features' share of the
-peak RSS is at most the page budget plus one block.
+kernel may drop under pressure, and which no process is charged for). A fault maps a whole page-cache
+folio (up to 2 MiB with large folios, Linux ≥ 6.x), not one page, so the store counts 2 MiB windows and
+releases *before* a gather would pass the budget: the features' share of the peak RSS is the budget.
 
 `--memory-limit SIZE` is the budget for everything `select` holds beyond the interpreter and libraries:
 the per-point state (`STATE_BYTES_PER_POINT`), blocks in flight, and resident feature pages (the rest).
@@ -32,7 +33,8 @@ from alcli.errors import AlcliError
 # Per candidate point, held by select beyond the features: embedding indices, pool, candidates and
 # GreedyShard's rows/positions/s/thr/assign (~60 B), plus numpy temporaries (setdiff1d, isin).
 STATE_BYTES_PER_POINT = 112
-MIN_PAGE_BUDGET = 8 << 20
+MIN_PAGE_BUDGET = 16 << 20
+WINDOW = 2 << 20  # one page fault on a file mapping may map a whole large folio, up to 2 MiB (x86-64 PMD)
 SHARD_ROWS = 1 << 18  # greedy shards: nearest_centers' n×8 scratch stays ~25 MB per shard
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -97,16 +99,42 @@ class FeatureStore:
         return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        out = np.array(self._rows[key], np.float32)  # always a copy: no view keeps pages alive
+        """A copy of the rows `key` (int, slice or index array), gathered in pieces so that the mapped
+        pages never exceed the page budget: before a piece that would pass it, the mapping is released."""
+        if isinstance(key, (int, np.integer)):
+            return self[np.array([key])][0]
+        rows = np.arange(*key.indices(self.shape[0])) if isinstance(key, slice) else np.asarray(key, np.int64)
+        single = rows.ndim == 0
+        rows = rows.reshape(-1)
+        order = None if rows.size < 2 or bool(np.all(rows[1:] >= rows[:-1])) else np.argsort(rows, kind="stable")
+        r = rows if order is None else rows[order]
+        cum = self._window_bytes(r)
+        out = np.empty((r.size, self.shape[1]), np.float32)
+        i = 0
+        while i < r.size:
+            done = int(cum[i - 1]) if i else 0
+            j = int(np.searchsorted(cum, done + self.page_budget - self.touched - WINDOW, side="right"))
+            if j <= i:
+                if self.touched:
+                    self.release()
+                    continue
+                j = i + 1  # one row bigger than the whole budget: take it anyway
+            out[i:j] = self._rows[r[i:j]]
+            self.touched += int(cum[j - 1]) - done
+            i = j
+        if order is not None:
+            out[order] = out.copy()
+        return out[0] if single else out
+
+    def _window_bytes(self, r: np.ndarray) -> np.ndarray:
+        """Cumulative bytes mapped by gathering sorted rows r[:i+1]: each fault maps a whole page-cache
+        folio (up to 2 MiB on current kernels, aligned in the address space), so count new windows."""
         row_bytes = 4 * self.shape[1]
-        if isinstance(key, slice):
-            cost = out.nbytes
-        else:  # scattered rows: each may sit on its own page
-            cost = (out.shape[0] if out.ndim == 2 else 1) * max(row_bytes, mmap.PAGESIZE)
-        self.touched += min(cost, self.nbytes)
-        if self.touched > self.page_budget:
-            self.release()
-        return out
+        addr = self._rows.__array_interface__["data"][0] + r * row_bytes
+        first, last = addr // WINDOW, (addr + row_bytes - 1) // WINDOW
+        prev = np.concatenate([[-1], last[:-1]])
+        new = np.maximum(last - np.maximum(first, prev + 1) + 1, 0)
+        return np.cumsum(new) * WINDOW
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         """The whole matrix in RAM (for strategies that need it all; defeats the memory limit)."""

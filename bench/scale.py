@@ -5,8 +5,9 @@ Prints one JSON object: seconds and peak RSS (VmHWM, each contender in its own p
   outofcore   --memory-limit (features mapped, pages released past the budget), single machine
   dask        exact distributed greedy on LocalCluster(W) (driver out of core; workers hold shards)
   two_round   the approximate two-round mode on the same cluster (radius vs the exact one)
-with the picks' agreement, the distributed per-step round-trip overhead, the pool size from which the
-cluster would pay (per-step work ∝ n), and what chunked/compressed HDF5 storage costs and saves.
+with the picks' agreement, the distributed round trips (several certain picks each) and their overhead,
+the pool size from which the cluster would pay (per-pick work ∝ n), and what chunked/compressed HDF5
+storage costs and saves.
 
     .venv/bin/python bench/scale.py                    # n=1,000,000 d=128 b=1,000 (0.5 GB on disk)
     .venv/bin/python bench/scale.py --n 100000 --workers 2 --memory-limit 128M
@@ -148,14 +149,17 @@ def main() -> None:
             result[name]["identical_picks"] = r["picks"] == ref["picks"]
     if "dask" in runs:
         rep = runs["dask"]["report"]
-        single_step = (ref["report"]["seconds"]["greedy"]) / max(b - 1, 1)
-        overhead = rep["round_trip_overhead_ms_per_step"] / 1000
+        single_pick = ref["report"]["seconds"]["greedy"] / max(b - 1, 1)
+        trip = rep["round_trip_overhead_ms"] / 1000
+        per_trip = max(rep["picks_per_round_trip"], 1e-9)
         w = args.workers
         result["dask"].update({
-            "seconds_per_step": rep["seconds_per_step"], "overhead_ms_per_step": 1000 * overhead,
-            "single_machine_seconds_per_step": single_step,
-            # per-step work ∝ n: the cluster pays once single_step·(1-1/W) exceeds the round trip
-            "break_even_n_estimate": int(args.n * overhead / (single_step * (1 - 1 / w))) if w > 1 else None,
+            "round_trips": rep["round_trips"], "picks_per_round_trip": per_trip,
+            "round_trip_overhead_ms": 1000 * trip, "seconds_per_pick": rep["seconds_per_pick"],
+            "single_machine_seconds_per_pick": single_pick,
+            "overhead_ms_per_pick": 1000 * trip / per_trip,
+            # per-pick work ∝ n: W workers pay once single_pick·(1-1/W) exceeds the overhead per pick
+            "break_even_n_estimate": int(args.n * (trip / per_trip) / (single_pick * (1 - 1 / w))) if w > 1 else None,
         })
     if "two_round" in runs and ref:
         two = runs["two_round"]

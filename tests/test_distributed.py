@@ -63,31 +63,36 @@ def problems(draw):
     labeled = np.sort(rng.choice(n, n_lab, replace=False)).astype(np.int64)
     cand = np.setdiff1d(np.arange(n), labeled)
     budget = draw(st.integers(1, cand.size))
-    return x.astype(np.float32), labeled, cand, budget
+    top_k = draw(st.sampled_from([1, 2, 5, 64]))
+    return x.astype(np.float32), labeled, cand, budget, top_k
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(problems())
 def test_exact_picks_equal_single_machine(client, prob):
-    x, labeled, cand, budget = prob
-    picks, scores, before, after, report = distributed.kcenter_exact(client, x, labeled, cand, budget)
+    x, labeled, cand, budget, top_k = prob
+    picks, scores, before, after, report = distributed.kcenter_exact(client, x, labeled, cand, budget,
+                                                                     top_k=top_k)
     ref = kcenter_greedy(x, labeled, cand, budget)
     brute, rb, ra = kcenter_greedy_bruteforce(x, labeled, cand, budget)
     assert picks.tolist() == ref.picks.tolist() == list(brute)
     assert after == ref.radius_after and before == ref.radius_before
+    np.testing.assert_array_equal(scores, ref.scores)
     assert report["workers"] == 2
 
 
-@pytest.mark.parametrize("n_lab", [0, 300])
-def test_exact_on_clustered_pool(client, n_lab):
-    x = clustered(6000, 16, 12, seed=3)
+@pytest.mark.parametrize("n_lab,d", [(0, 16), (300, 16), (100, 7)])
+def test_exact_on_clustered_pool(client, n_lab, d):
+    x = clustered(6000, d, 12, seed=3)
     labeled = np.sort(np.random.default_rng(0).choice(6000, n_lab, replace=False)).astype(np.int64)
     cand = np.setdiff1d(np.arange(6000), labeled)
-    picks, scores, before, after, report = distributed.kcenter_exact(client, x, labeled, cand, 150)
-    ref = kcenter_greedy(x, labeled, cand, 150)
+    picks, scores, before, after, report = distributed.kcenter_exact(client, x, labeled, cand, 400)
+    ref = kcenter_greedy(x, labeled, cand, 400)
     assert picks.tolist() == ref.picks.tolist()
     np.testing.assert_array_equal(scores, ref.scores)
-    assert report["round_trip_overhead_ms_per_step"] >= 0
+    assert after == ref.radius_after and before == ref.radius_before
+    assert report["round_trips"] < 400 / 2  # several certain picks per round trip
+    assert report["round_trip_overhead_ms"] >= 0
 
 
 @pytest.mark.parametrize("seed,n_lab", [(0, 0), (1, 0), (2, 40), (3, 200)])
@@ -109,7 +114,7 @@ def test_two_round_radius_within_four_times_exact(client, seed, n_lab):
 
 
 def test_worker_killed_mid_run_is_a_clear_error():
-    """Library level, deterministic: kill the worker holding shard 1 at step 5."""
+    """Library level, deterministic: kill the worker holding shard 1 before round trip 5."""
     from dask.distributed import Client
 
     x = clustered(4000, 8, 10, seed=0)
@@ -117,13 +122,13 @@ def test_worker_killed_mid_run_is_a_clear_error():
     with _cluster() as cl, Client(cl) as client:
         pids = client.run(os.getpid)
 
-        def kill(step: int) -> None:
-            if step == 5:
+        def kill(trip: int) -> None:
+            if trip == 5:
                 os.kill(pids[sorted(pids)[1]], signal.SIGKILL)
                 time.sleep(1.0)
 
         with pytest.raises(AlcliError) as err:
-            distributed.kcenter_exact(client, x, np.zeros(0, np.int64), cand, 50, on_step=kill)
+            distributed.kcenter_exact(client, x, np.zeros(0, np.int64), cand, 50, on_round_trip=kill, top_k=1)
     text = str(err.value)
     assert err.value.source == "--scheduler" and "\n" not in text
     assert "greedy step" in text and "nothing was written" in text
