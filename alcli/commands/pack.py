@@ -69,8 +69,8 @@ def load_images(folder: str, paths: list[str], size: tuple[int, int] | None) -> 
             raise AlcliError(f"not a readable image ({' '.join(str(exc).split())[:100]})", full) from None
 
     grey = True
-    for rel in paths:  # headers only: decide grey vs colour and the size before allocating
-        with Image.open(os.path.join(folder, rel)) as img:
+    for rel in paths:  # decide grey vs colour before allocating
+        with open_one(rel) as img:
             grey &= img.mode in _GREY_MODES and not (img.mode == "P" and _palette_colour(img))
     first = open_one(paths[0])
     h, w = size if size else (first.height, first.width)
