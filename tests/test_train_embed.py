@@ -155,6 +155,18 @@ def test_resnet18_on_colour_images_through_the_cli(shared_data: Path, tmp_path: 
     assert_one_line_error(proc, "28", "32")  # grey 28×28 images for a colour 32×32 model
 
 
+@pytest.mark.gpu
+def test_train_embed_evaluate_on_cuda(work: Path, tmp_path: Path) -> None:
+    run_alcli("train", SAMPLE, "--labeled", work / "l0.h5", "--device", "cuda", "-o", tmp_path / "c.h5", check=True)
+    run_alcli("embed", SAMPLE, "--checkpoint", tmp_path / "c.h5", "--device", "cuda", "--mc-samples", "2",
+              "--grad-embedding", "-o", tmp_path / "e.h5", check=True)
+    emb = read_embeddings(str(tmp_path / "e.h5"))
+    assert emb.features.shape == (5000, 128) and emb.mc_probs.shape == (2, 5000, 10)
+    proc = run_alcli("evaluate", tmp_path / "c.h5", SAMPLE, "--indices", work / "test.h5", "--device", "cuda",
+                     "--json", check=True)
+    assert json.loads(proc.stdout)["accuracy"] >= ACCURACY_FLOOR
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 
 
