@@ -33,7 +33,8 @@ class Recipe:
 
     def hparams(self, device: torch.device) -> dict[str, Any]:
         return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "optimizer": self.optimizer,
-                "augment": self.augment, "seed": self.seed, "device": device.type, **self.extra}
+                "augment": self.augment, "seed": self.seed, "device": device.type,
+                "threads": torch.get_num_threads() if device.type == "cpu" else 0, **self.extra}
 
 
 def check_recipe(recipe: Recipe) -> None:
