@@ -48,6 +48,16 @@ class Neighbours:
     def pair_rows(self) -> np.ndarray:
         return np.repeat(np.arange(self.rows.size), np.diff(self.indptr))
 
+    def extend(self, more: Neighbours) -> None:
+        """Append `more`'s rows (same columns)."""
+        self.rows = np.concatenate([self.rows, more.rows])
+        self.s0_sq = np.concatenate([self.s0_sq, more.s0_sq])
+        self.indptr = np.concatenate([self.indptr, more.indptr[1:] + self.indptr[-1]])
+        self.ids = np.concatenate([self.ids, more.ids])
+        self.d2 = np.concatenate([self.d2, more.d2])
+        self.tol = np.concatenate([self.tol, more.tol])
+        self.exact = None
+
     def fill_exact(self) -> None:
         self.exact = exact_pairs(self.x, self.rows[self.pair_rows()], self.cols[self.ids])
 

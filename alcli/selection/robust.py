@@ -157,7 +157,11 @@ class _Search:
             self.lb_sq = -1.0 if opts.exact else r_greedy_sq / 4
             self.cert_sq = None
             self.cert_source = "none"
-        self.lb_from_bound = True  # lb_sq not (yet) moved by an infeasibility proof
+        self.ub0_sq = r_greedy_sq  # neighbour-list radius
+        self.nb: cover_mip.Neighbours | None = None
+        self.row_index = np.zeros(0, np.int64)  # nb's rows as indices into cand
+        self.floor_sq = np.inf  # nb holds every row with s0_sq > floor_sq
+        self.step = 0.0 if opts.exact else max(2 * opts.gap, 0.005)
 
     def time_left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -170,13 +174,29 @@ class _Search:
         if self.time_left() <= 0:
             self.stopped_by = "time_limit"
             return
+        values = None
+        if self.opts.exact:  # every row down to the search floor, every pair distance exact
+            if not self._ensure(self.lb_sq, self.lb_sq):
+                return
+            t1 = time.perf_counter()
+            self.nb.fill_exact()
+            assert self.nb.exact is not None
+            values = np.unique(np.concatenate([self.nb.exact, self.nb.s0_sq[np.isfinite(self.nb.s0_sq)]]))
+            self.seconds["exact_pairs"] = time.perf_counter() - t1
+        self._bisect(values)
+
+    def _ensure(self, delta_sq: float, target_sq: float) -> bool:
+        """Neighbour lists (radius: greedy's robust radius) for every row farther than δ from s0, built
+        lazily: rows closer than the radii tested so far are never searched. New rows go down to
+        `target_sq` (a little below δ, so a descending search does not extend every time)."""
+        if self.nb is not None and delta_sq >= self.floor_sq:
+            return True
         t0 = time.perf_counter()
-        floor_sq = max(self.lb_sq, 0.0) if self.lb_sq >= 0 else 0.0
-        sel = np.flatnonzero(self.s0_sq > floor_sq)
-        self.row_index = sel
-        nb = cover_mip.build_neighbours(self.x, self.cand[sel], self.s0_sq[sel], self.cand, math.sqrt(self.ub_sq),
-                                        self.opts.max_pairs, stop=lambda: self.time_left() <= 0)
-        self.seconds["neighbours"] = time.perf_counter() - t0
+        sel = np.flatnonzero((self.s0_sq > target_sq) & (self.s0_sq <= self.floor_sq))
+        room = self.opts.max_pairs - self.pairs
+        nb = cover_mip.build_neighbours(self.x, self.cand[sel], self.s0_sq[sel], self.cand, math.sqrt(self.ub0_sq),
+                                        room, stop=lambda: self.time_left() <= 0) if room > 0 else None
+        self.seconds["neighbours"] = self.seconds.get("neighbours", 0.0) + time.perf_counter() - t0
         if nb is None:
             if self.time_left() <= 0:
                 self.stopped_by = "time_limit"
@@ -185,18 +205,16 @@ class _Search:
                 console.stderr.print(
                     f"[yellow]warning:[/] kcenter-robust: more than {self.opts.max_pairs:,} neighbour pairs "
                     f"(~{self.opts.max_pairs * cover_mip.PAIR_BYTES / 2**30:.1f} GiB) within the greedy radius; "
-                    "returning the greedy picks (raise --max-pairs to search)")
-            return
-        self.pairs = nb.pairs
-        values = None
-        if self.opts.exact:
-            t1 = time.perf_counter()
-            nb.fill_exact()
-            assert nb.exact is not None
-            values = np.unique(np.concatenate([nb.exact, nb.s0_sq[np.isfinite(nb.s0_sq)]]))
-            self.seconds["exact_pairs"] = time.perf_counter() - t1
-        self.nb = nb
-        self._bisect(values)
+                    "returning the best set found so far, greedy's if none (raise --max-pairs to search on)")
+            return False
+        if self.nb is None:
+            self.nb, self.row_index = nb, sel
+        else:
+            self.nb.extend(nb)
+            self.row_index = np.concatenate([self.row_index, sel])
+        self.floor_sq = target_sq
+        self.pairs = self.nb.pairs
+        return True
 
     def _bisect(self, values: np.ndarray | None) -> None:
         while True:
@@ -211,8 +229,7 @@ class _Search:
                 hi = int(np.searchsorted(values, self.ub_sq, side="left"))
                 if lo >= hi:
                     self.stopped_by = "optimal"
-                    self.optimal = self.timed_out_solves == 0 and (self.xi == 0 or self.lb_sq < 0 or
-                                                                   not self.lb_from_bound)
+                    self.optimal = self.timed_out_solves == 0
                     return
                 delta_sq = float(values[(lo + hi - 1) // 2])
             else:
@@ -220,7 +237,13 @@ class _Search:
                 if ub - lb <= self.opts.gap * ub:
                     self.stopped_by = "gap"
                     return
-                delta_sq = ((lb + ub) / 2) ** 2
+                delta = (lb + ub) / 2
+                if self.step:  # gallop down from greedy's radius until the first infeasible δ
+                    delta = max(delta, ub * (1 - self.step))
+                delta_sq = delta * delta
+                target = max(delta * (1 - 4 * self.opts.gap), lb)
+                if not self._ensure(delta_sq, target * target):
+                    return
             self._decide(delta_sq)
 
     def _decide(self, delta_sq: float) -> None:
@@ -241,17 +264,19 @@ class _Search:
             achieved_sq = self._achieved_sq(centers)
             it["radius"] = math.sqrt(achieved_sq)
             it["centers"] = int(centers.size)
+            self.step *= 2
             if achieved_sq < self.ub_sq or self.best is None:
                 self.ub_sq = min(self.ub_sq, achieved_sq)
                 self.best = centers
         elif status == "infeasible":
             self.lb_sq = delta_sq
-            self.lb_from_bound = False
+            self.step = 0.0
             if self.cert_sq is None or delta_sq > self.cert_sq:
                 self.cert_sq = delta_sq
                 self.cert_source = "infeasible MIP"
         else:
             self.lb_sq = delta_sq  # move on; proves nothing
+            self.step = 0.0
             self.timed_out_solves += 1
         it["build_seconds"] = round(t_build, 4)
         it["seconds"] = round(time.perf_counter() - t0, 4)
