@@ -183,3 +183,26 @@ def test_cli_bad_options(tmp_path: Path, emb: Path, args: list[str], flag: str) 
     proc = run_alcli("select", emb, "-b", "5", "--method", "kcenter-robust", *args, "-o", tmp_path / "x.h5")
     assert_one_line_error(proc, flag)
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("n_labeled", [0, 40])
+def test_top_up_reuses_s0_distances_and_matches_a_fresh_greedy(n_labeled: int) -> None:
+    from alcli.selection.greedy import GreedyShard, kcenter_greedy
+    from alcli.selection.robust import _top_up_shard
+
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=(20, 16))[rng.integers(0, 20, 3000)] * 2 + rng.normal(size=(3000, 16))).astype(np.float32)
+    s0 = np.sort(rng.choice(3000, n_labeled, replace=False))
+    cand = np.setdiff1d(np.arange(3000), s0)
+    first = GreedyShard(x, cand, cand)
+    if s0.size:
+        first.start(x[s0])
+    s0_sq = np.maximum(first.s, 0.0) if s0.size else np.full(cand.size, np.inf)
+    best = np.sort(rng.choice(cand, 25, replace=False))
+    rest = np.setdiff1d(cand, best)
+    centers = np.union1d(s0, best)
+    shard = _top_up_shard(x, s0, cand, s0_sq, first.assign.copy(), best, rest, centers)
+    ours = kcenter_greedy(x, centers, rest, 60, shards=[shard])
+    fresh = kcenter_greedy(x, centers, rest, 60)
+    assert ours.picks.tolist() == fresh.picks.tolist()
+    assert ours.radius_before == fresh.radius_before and ours.radius_after == fresh.radius_after

@@ -123,6 +123,7 @@ def kcenter_robust(problem: Problem) -> Result:
         s0_sq = np.maximum(shard.s, 0.0).copy()
     else:
         s0_sq = np.full(cand.size, np.inf)
+    s0_assign = shard.assign.copy()  # nearest s0 center (index into s0) of each candidate
     greedy = kcenter_greedy(x, s0, cand, b, shards=[shard])
     greedy_sq = np.maximum(shard.s, 0.0)
     seconds["greedy"] = time.perf_counter() - t_start
@@ -130,7 +131,7 @@ def kcenter_robust(problem: Problem) -> Result:
     r_greedy_sq = robust_sq(greedy_sq, xi)
     search = _Search(x, cand, s0_sq, b, xi, opts, deadline, delta_greedy, r_greedy_sq, seconds)
     search.run()
-    return _finish(problem, search, greedy, greedy_sq, t_start)
+    return _finish(problem, search, greedy, greedy_sq, s0_sq, s0_assign, t_start)
 
 
 class _Search:
@@ -299,7 +300,26 @@ class _Search:
         return robust_sq(values, self.xi)
 
 
-def _finish(problem: Problem, search: _Search, greedy: Any, greedy_sq: np.ndarray, t_start: float) -> Result:
+def _top_up_shard(x: np.ndarray, s0: np.ndarray, cand: np.ndarray, s0_sq: np.ndarray, s0_assign: np.ndarray,
+                  best: np.ndarray, rest: np.ndarray, centers: np.ndarray) -> _StartedShard:
+    """A started shard over `rest` for centers = s0 ∪ best (sorted): the distances to s0 are reused, only
+    those to `best` are computed (exactly, as `GreedyShard.start` does). Same state as a fresh start."""
+    shard = _StartedShard(x, rest, rest)
+    near = GreedyShard(x, rest, rest)
+    near.start(np.asarray(x[best], np.float32), gpu=distance.on_gpu())
+    at = np.searchsorted(cand, rest)
+    from_s0 = s0_sq[at] <= near.s if s0.size else np.zeros(rest.size, bool)
+    shard.s = np.where(from_s0, s0_sq[at], near.s)
+    ids_s0 = np.searchsorted(centers, s0[s0_assign[at]]) if s0.size else np.zeros(rest.size, np.int64)
+    shard.assign = np.where(from_s0, ids_s0, np.searchsorted(centers, best[near.assign])).astype(np.int32)
+    shard.thr = 4.0 * shard.s * (1 + 1e-9)  # GreedyShard's pruning threshold for its exact s
+    shard.measured = near.measured
+    shard._started = True
+    return shard
+
+
+def _finish(problem: Problem, search: _Search, greedy: Any, greedy_sq: np.ndarray, s0_sq: np.ndarray,
+            s0_assign: np.ndarray, t_start: float) -> Result:
     x, s0, cand, b, xi = problem.features, problem.labeled, problem.candidates, problem.budget, search.xi
     t0 = time.perf_counter()
     picks, why, final_sq, radius_after = greedy.picks, greedy.scores, greedy_sq, greedy.radius_after
@@ -307,8 +327,9 @@ def _finish(problem: Problem, search: _Search, greedy: Any, greedy_sq: np.ndarra
     if search.best is not None:
         best = search.best
         rest = np.setdiff1d(cand, best, assume_unique=True)
-        shard = GreedyShard(x, rest, rest)
-        top = kcenter_greedy(x, np.union1d(s0, best), rest, b - best.size, shards=[shard])
+        centers = np.union1d(s0, best)
+        shard = _top_up_shard(x, s0, cand, s0_sq, s0_assign, best, rest, centers)
+        top = kcenter_greedy(x, centers, rest, b - best.size, shards=[shard])
         sq = np.zeros(cand.size)
         sq[np.searchsorted(cand, rest)] = np.maximum(shard.s, 0.0)
         if robust_sq(sq, xi) <= robust_sq(greedy_sq, xi):
