@@ -1,6 +1,7 @@
 """Benchmark: seconds and peak RSS of every `alcli select` method on one synthetic pool.
 
-Prints one JSON object. Each method runs in its own subprocess (so its peak RSS is its own) through
+Prints one JSON object; `cpu_seconds` (all threads) beside wall `seconds` shows contention on a shared
+machine. Each method runs in its own subprocess (so its peak RSS is its own) through
 `select_round`, the code path of `alcli select` minus the HDF5 reading and writing, on clustered
 features (bench/kcenter.py's generator), random softmax `probs`, T MC-dropout passes and labels.
 `random` is the reference measured in the same run: `seconds_over_random` and `peak_over_random_mb`
@@ -66,7 +67,7 @@ def child(method: str, tmp: str, args: argparse.Namespace) -> None:
     labeled, _ = split(n, args.labeled, args.seed)
     lab = LabeledSet(labeled, np.zeros(labeled.size, np.int32), n)
     loaded = current_rss_kb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     params = {}
     for item in args.param or []:
         key, _, value = item.partition("=")
@@ -74,10 +75,10 @@ def child(method: str, tmp: str, args: argparse.Namespace) -> None:
         if key in own:
             params[key] = own[key].type(value)
     rnd = select_round(emb, lab, method, args.budget, seed=args.seed, labels=labels, params=params)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     report = {k: v for k, v in rnd.result.report.items() if isinstance(v, int | float | str)}
-    print(json.dumps({"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 1024, 1),
+    print(json.dumps({"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "peak_rss_mb": round(peak / 1024, 1),
                       "import_rss_mb": round(base / 1024, 1), "inputs_rss_mb": round(loaded / 1024, 1),
                       "radius_after": rnd.result.radius_after, "report": report}))
 

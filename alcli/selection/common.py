@@ -13,7 +13,7 @@ from alcli.errors import AlcliError
 from alcli.selection.base import Problem
 
 _BLOCK = 8192
-_TINY = 1e-12
+_SLACK = 1e-3  # relative slack on the pruning test: float32 dot products are not exact
 
 
 def _check_classes(problem: Problem) -> None:
@@ -104,6 +104,15 @@ class Space:
         self.a = a
         self.sq = _rowsq(h) if a is None else (a * a).sum(axis=1) * _rowsq(h)
 
+    def to_rows(self, i: int, rows: np.ndarray) -> np.ndarray:
+        """Squared distance of the rows `rows` to row i (float64, clipped at 0)."""
+        hh = (self.h[rows] @ self.h[i]).astype(np.float64)
+        dots = hh if self.a is None else hh * (self.a[rows] @ self.a[i])
+        out = self.sq[rows] + self.sq[i] - 2.0 * dots
+        np.maximum(out, 0.0, out=out)
+        out[rows == i] = 0.0
+        return out
+
     def to(self, i: int) -> np.ndarray:
         """Squared distance of every row to row i (float64, clipped at 0; exactly 0 at i): one pass,
         O(n·(D + C))."""
@@ -126,14 +135,26 @@ def _rowsq(h: np.ndarray) -> np.ndarray:
 def kmeanspp(space: Space, k: int, rng: np.random.Generator, first: str = "random") -> tuple[np.ndarray, np.ndarray]:
     """k-means++ seeding (Arthur & Vassilvitskii 2007): the first center uniformly at random, or with
     first="max-norm" the row of largest norm (lowest index on ties, as BADGE); then each next one drawn
-    with probability proportional to its squared distance to the nearest chosen center (D² sampling),
-    kept up to date incrementally, one new center a step. Returns (indices, squared distance of each to
-    the nearest earlier center when drawn; for the first, its squared norm)."""
+    with probability proportional to its squared distance to the nearest chosen center (D² sampling).
+    Returns (indices, squared distance of each to the nearest earlier center when drawn; first: |row|²).
+
+    The distances are kept up to date incrementally, one new center a step, and only where the triangle
+    inequality allows a change: a new center c can be nearer to x than x's center c_a only if
+    |c - c_a|² < 4·|x - c_a|², and |c - c_a| for all earlier centers costs O(k·(D + C)). So a step costs
+    O(n) plus O((D + C)) per point it measures, at most O(n·(D + C))."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # per-step products are small: one thread is fastest
+        return _kmeanspp(space, k, rng, first)
+
+
+def _kmeanspp(space: Space, k: int, rng: np.random.Generator, first: str) -> tuple[np.ndarray, np.ndarray]:
     n = space.sq.size
     i = int(np.argmax(space.sq)) if first == "max-norm" else int(rng.integers(n))
     picks = [i]
     why = [float(space.sq[i])]
     mind = space.to(i)
+    assign = np.zeros(n, np.int64)  # which center (position in picks) is nearest
     chosen = np.zeros(n, bool)
     chosen[i] = True
     while len(picks) < k:
@@ -145,10 +166,19 @@ def kmeanspp(space: Space, k: int, rng: np.random.Generator, first: str = "rando
         else:  # every row coincides with a center: uniform among those left
             i = int(rng.choice(np.flatnonzero(~chosen)))
         why.append(float(mind[i]))
+        between = space.to_rows(i, np.asarray(picks))  # |c_j - c_new|² for every earlier center j
         picks.append(i)
         chosen[i] = True
-        np.minimum(mind, space.to(i), out=mind)
-        mind[chosen] = 0.0
+        idx = np.flatnonzero(between[assign] < 4.0 * mind * (1 + _SLACK))
+        if idx.size > n // 2:
+            d2, idx = space.to(i), np.arange(n)
+        else:
+            d2 = space.to_rows(i, idx)
+        better = d2 < mind[idx]
+        mind[idx[better]] = d2[better]
+        assign[idx[better]] = len(picks) - 1
+        mind[i] = 0.0
+        assign[i] = len(picks) - 1
     return np.asarray(picks, np.int64), np.asarray(why)
 
 
