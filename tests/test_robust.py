@@ -118,6 +118,10 @@ def test_degenerate_inputs() -> None:
     _check_valid(prob, res)
     assert res.radius_before is None
     assert res.report["robust_radius"] == pytest.approx(robust_kcenter_bruteforce(y, [], range(30), 4, 0)[0])
+    for exact in (False, True):  # s0 leaves at most Ξ rows uncovered at some δ: an empty cover is feasible
+        prob, res = _run(y, range(24), 1, outliers=3, exact=exact)
+        _check_valid(prob, res)
+        assert res.report["robust_radius"] == pytest.approx(robust_kcenter_bruteforce(y, range(24), range(30), 1, 3)[0])
     pool = np.setdiff1d(np.arange(30), [7, 8])  # excluded points are neither picked nor covered
     prob, res = _run(y, [1], 3, pool=pool, outliers=1, exact=True)
     _check_valid(prob, res)

@@ -324,7 +324,7 @@ def _finish(problem: Problem, search: _Search, greedy: Any, greedy_sq: np.ndarra
     t0 = time.perf_counter()
     picks, why, final_sq, radius_after = greedy.picks, greedy.scores, greedy_sq, greedy.radius_after
     used_mip = False
-    if search.best is not None:
+    if search.best is not None and search.best.size:  # an empty cover: s0 alone suffices, greedy is as good
         best = search.best
         rest = np.setdiff1d(cand, best, assume_unique=True)
         centers = np.union1d(s0, best)
