@@ -12,6 +12,11 @@ covering radius when the Ξ farthest points are left out. With Ξ = 0 it is the 
 δ_2opt/2 is a certified lower bound (greedy is a 2-approximation); with Ξ > 0 the search starts at
 half of greedy's robust radius as in the paper, and only infeasibility proofs certify a lower bound
 (`--exact` searches all the way down instead and returns the optimum when it finishes).
+
+Greedy is usually within a few percent of the optimum, so the first probe is just below greedy's radius
+(2·gap, doubling while feasible) and plain bisection takes over at the first infeasible δ. Neighbour
+lists are built lazily: only rows farther from s0 than the radii actually tested are ever searched.
+--exact instead bisects over every exact pair distance from the paper's lower bound up (full lists).
 """
 
 from __future__ import annotations
