@@ -244,12 +244,16 @@ def _spool(node: h5py.Dataset, name: str, page_budget: int) -> FeatureStore:
 OUT_OF_CORE_METHODS = ("kcenter", "random")
 
 
-def resolve_memory_limit(text: str | None, path: str, method: str) -> int | None:
+def resolve_memory_limit(text: str | None, path: str, method: str, distributed: bool = False) -> int | None:
     """Bytes for `select --memory-limit` (None = in memory). Without the option, features files larger
-    than 70% of the available memory go out of core under half of it, for the methods that support it."""
+    than 70% of the available memory go out of core under half of it, for the methods that support it;
+    with a Dask scheduler the driver only streams the rows to the workers, so it reads them out of core
+    under max(512 MiB, a quarter of the file)."""
     if text is None:
         avail = available_memory()
         size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
+        if distributed and method == "kcenter":
+            return max(512 << 20, size // 4)
         if method in OUT_OF_CORE_METHODS and avail and size > 0.7 * avail:
             return avail // 2
         return None

@@ -49,7 +49,8 @@ def write_pool(path: str, n: int, d: int, clusters: int, seed: int) -> float:
 
 
 def child(which: str, path: str, budget: int, limit: str, workers: int) -> None:
-    import faiss  # noqa: F401  (loaded before the baseline, like every run)
+    import dask.distributed  # noqa: F401  (libraries load before the baseline, in every run)
+    import faiss  # noqa: F401
 
     from alcli import distributed
     from alcli.artifacts import LabeledSet, read_embeddings

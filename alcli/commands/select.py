@@ -88,7 +88,7 @@ def command(embeddings: str, labeled_path: str | None, budget: int, method: str,
     check_output(output)
     own = {p.name for p in strat.params}
     params = {k: v for k, v in params.items() if k in own}
-    limit = resolve_memory_limit(memory_limit, embeddings, strat.name)
+    limit = resolve_memory_limit(memory_limit, embeddings, strat.name, distributed=bool(scheduler))
     emb = read_embeddings(embeddings, load=tuple(n for n in OPTIONAL if n in strat.loads), memory_limit=limit)
     labeled = read_labeled(labeled_path) if labeled_path else LabeledSet.empty(emb.pool_size)
     exclude = _read_exclude(exclude_paths, emb.pool_size)
