@@ -70,8 +70,8 @@ broken by the lowest index.
               help="Run kcenter on a Dask cluster: tcp://HOST:PORT, or local:N for N worker processes "
                    "on 127.0.0.1. [env ALCLI_SCHEDULER]")
 @click.option("--distributed-mode", type=click.Choice(["exact", "two-round"]), default="exact", show_default=True,
-              help="exact: the single-machine picks, one round trip per pick. two-round: greedy per shard "
-                   "then over their union (approximate, radius ≤ 4·optimal), two round trips in all.")
+              help="exact: the single-machine picks; each round trip to the workers takes every pick it can "
+                   "prove. two-round: greedy per shard, then over their union (approximate, radius ≤ 4·optimal).")
 @click.option("--memory-limit", metavar="SIZE",
               help="Keep the features on disk and hold at most SIZE (e.g. 200M, 2G) beyond the interpreter "
                    "(kcenter, random). Automatic when the file exceeds the available memory.")
