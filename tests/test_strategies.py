@@ -381,3 +381,13 @@ def test_pruned_kmeanspp_equals_textbook(seed):
     space = grad_space(Problem(emb.features, np.zeros(0, np.int64), rows, 1, probs=emb.probs), rows)
     picks, _ = common.kmeanspp(space, 40, np.random.default_rng(seed), first="max-norm")
     assert list(picks) == brute_kmeanspp(grad_embedding(emb.probs, emb.features), 40, np.random.default_rng(seed))
+
+
+def test_typiclust_cap_takes_next_most_typical_round_robin():
+    x, y = blobs(k=3, per=30, sizes=[40, 30, 20])
+    res = select(make(x=x), "typiclust", 6, typiclust_max_clusters=3)
+    assert list(y[res.picks]) == [0, 1, 2, 0, 1, 2]
+    for blob in range(3):
+        members = np.flatnonzero(y == blob)
+        order = members[np.argsort(-brute_typicality(x[members], min(20, members.size // 2)), kind="stable")]
+        assert list(res.picks[y[res.picks] == blob]) == list(order[:2])
