@@ -247,7 +247,7 @@ class _Search:
                 if self.step:  # gallop down from greedy's radius until the first infeasible δ
                     delta = max(delta, ub * (1 - self.step))
                 delta_sq = delta * delta
-                target = max(delta * (1 - 4 * self.opts.gap), lb)
+                target = max(delta * (1 - self.opts.gap), lb)
                 if not self._ensure(delta_sq, target * target):
                     return
             self._decide(delta_sq)
