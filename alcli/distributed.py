@@ -22,6 +22,7 @@ A worker lost mid-run is an AlcliError (exit 2, nothing written): the run restar
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import re
 import time
@@ -264,6 +265,7 @@ class _Driver:
         bounds = np.cumsum([0] + [p.size for p in self.parts])
         total = np.zeros(self.d, np.float64)
         pending: list[Any] = []
+        sent = 0
         for start in range(0, candidates.size, step):
             block = np.asarray(x[candidates[start : start + step]], np.float32)
             if want_mean:
@@ -276,9 +278,13 @@ class _Driver:
                         pending.append(actor.put(int(lo - bounds[i]), block[lo - start : hi - start]))
                     except Exception as exc:
                         raise self.failed(exc) from None
+            sent += block.nbytes
             if len(pending) > 2 * len(self.actors):
                 self.wait(pending)
                 pending = []
+                if sent > 32 << 20:  # Dask's message objects form cycles that keep the sent blocks alive
+                    gc.collect()
+                    sent = 0
         self.wait(pending)
         return total / candidates.size if want_mean else None
 
