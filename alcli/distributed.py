@@ -23,21 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
-import re
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from alcli import distance
+from alcli.cluster import SOURCE, connect, short
 from alcli.errors import AlcliError
 from alcli.selection.base import Problem, Result
 from alcli.selection.greedy import CenterBounds, GreedyShard, farthest_from_mean, kcenter_greedy
 
-SOURCE = "--scheduler"
 MODES = ("exact", "two-round")
 CALL_TIMEOUT = 3600.0
 TOP_K = 64  # farthest points each shard reports per round trip (the driver may pick several from them)
@@ -169,61 +166,6 @@ class ShardActor:
         return max(shard.s.max(initial=-1.0), 0.0) if self.rows.size else -1.0
 
 
-# ------------------------------------------------------------------------------------------- cluster
-
-
-def parse_scheduler(spec: str) -> tuple[str, int | None]:
-    """'local' / 'local:N' -> ('local', N or None); an address -> (address, None)."""
-    spec = spec.strip()
-    match = re.fullmatch(r"local(?::(\d+))?", spec)
-    if match:
-        workers = int(match.group(1)) if match.group(1) else None
-        if workers is not None and workers < 1:
-            raise AlcliError(f"'{spec}': a local cluster needs at least 1 worker", SOURCE)
-        return "local", workers
-    if re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:\d+)?", spec) or re.fullmatch(r"[\w.\-]+:\d+", spec):
-        return spec, None
-    raise AlcliError(f"'{spec}' is neither local[:N] nor a scheduler address like tcp://HOST:PORT", SOURCE)
-
-
-@contextlib.contextmanager
-def connect(spec: str) -> Iterator[Any]:
-    """A dask.distributed Client: a LocalCluster on 127.0.0.1 (processes, 1 thread each, no dashboard)
-    for local[:N], else the scheduler at the address. Closed (and the local cluster stopped) on exit."""
-    import os
-
-    from dask.distributed import Client, LocalCluster
-
-    address, workers = parse_scheduler(spec)
-    for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    cluster = None
-    try:
-        if address == "local":
-            n = workers or max(1, min(os.cpu_count() or 1, 8))
-            with warnings.catch_warnings():  # e.g. "port 8787 in use": the HTTP server moves, stderr stays clean
-                warnings.simplefilter("ignore")
-                cluster = LocalCluster(n_workers=n, processes=True, threads_per_worker=1, dashboard_address=None,
-                                       host="127.0.0.1", silence_logs=logging.CRITICAL)
-            client = Client(cluster)
-        else:
-            client = Client(address)  # waits distributed.comm.timeouts.connect (DASK_DISTRIBUTED__COMM__...)
-    except (OSError, TimeoutError) as exc:
-        raise AlcliError(f"cannot reach the Dask scheduler at {spec} ({_short(exc)})", SOURCE) from None
-    try:
-        yield client
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
-
-
-def _short(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
-
-
 class _Driver:
     """The client side: actors (one per worker), their calls, and the one-line error when one fails."""
 
@@ -251,7 +193,7 @@ class _Driver:
             raise self.failed(exc) from None
 
     def failed(self, exc: BaseException) -> AlcliError:
-        return AlcliError(f"distributed selection failed while {self.stage} ({_short(exc)}); nothing was "
+        return AlcliError(f"distributed selection failed while {self.stage} ({short(exc)}); nothing was "
                           "written: rerun, it restarts from the inputs", SOURCE)
 
     def call(self, method: str, *args: Any) -> list[Any]:

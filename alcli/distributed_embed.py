@@ -46,7 +46,7 @@ def embed(spec: str, output: str, dataset: str, checkpoint: str, rows: np.ndarra
           device: str = "auto") -> int:
     """Embed `rows` (sorted data-set rows) on the cluster `spec`; returns the number of parts."""
     from alcli.artifacts.io import STDIO
-    from alcli.distributed import connect
+    from alcli.cluster import connect
 
     folder = os.getcwd() if output == STDIO else os.path.dirname(os.path.abspath(output))
     paths = [os.path.abspath(p) for p in (dataset, checkpoint)]

@@ -52,7 +52,7 @@ def child(which: str, path: str, budget: int, limit: str, workers: int) -> None:
     import dask.distributed  # noqa: F401  (libraries load before the baseline, in every run)
     import faiss  # noqa: F401
 
-    from alcli import distributed
+    from alcli import cluster, distributed
     from alcli.artifacts import LabeledSet, read_embeddings
     from alcli.outofcore import parse_size, peak_rss
     from alcli.selection.run import select_round
@@ -66,7 +66,7 @@ def child(which: str, path: str, budget: int, limit: str, workers: int) -> None:
     if which in ("dask", "two_round"):
         mode = "exact" if which == "dask" else "two-round"
         ts = time.perf_counter()
-        with distributed.connect(f"local:{workers}") as client:
+        with cluster.connect(f"local:{workers}") as client:
             extra["cluster_start_s"] = time.perf_counter() - ts
             t1 = time.perf_counter()
             rnd = select_round(emb, LabeledSet.empty(emb.pool_size), "kcenter", budget,
