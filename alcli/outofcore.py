@@ -13,7 +13,8 @@ folio (up to 2 MiB with large folios, Linux ≥ 6.x), not one page, so the store
 releases *before* a gather would pass the budget: the features' share of the peak RSS is the budget.
 
 `--memory-limit SIZE` is the budget for everything `select` holds beyond the interpreter and libraries:
-the per-point state (`STATE_BYTES_PER_POINT`), blocks in flight, and resident feature pages (the rest).
+the per-point state (`STATE_BYTES_PER_POINT`), one greedy shard's start-up scratch, blocks in flight, and
+resident feature pages (the rest). Not in it: the labelled centers, held twice in RAM (8·d bytes each).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from alcli.errors import AlcliError
 STATE_BYTES_PER_POINT = 112
 MIN_PAGE_BUDGET = 16 << 20
 WINDOW = 2 << 20  # one page fault on a file mapping may map a whole large folio, up to 2 MiB (x86-64 PMD)
-SHARD_ROWS = 1 << 18  # greedy shards: nearest_centers' n×8 scratch stays ~25 MB per shard
+SHARD_ROWS = 1 << 16  # greedy shards: the nearest-center start of one shard needs ~START_BYTES a point
+START_BYTES_PER_POINT = 320  # FAISS neighbours (n×8 distances and ids), the close pairs, exact distances
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -170,7 +172,7 @@ class FeatureStore:
 
 def page_budget_for(memory_limit: int, n: int) -> int:
     """Resident feature pages allowed under `memory_limit` for n candidate points."""
-    state = STATE_BYTES_PER_POINT * n + (24 << 20)  # + blocks in flight (distance blocks, FAISS queries)
+    state = STATE_BYTES_PER_POINT * n + START_BYTES_PER_POINT * min(n, SHARD_ROWS) + (24 << 20)  # + blocks
     budget = memory_limit - state
     if budget < MIN_PAGE_BUDGET:
         need = (state + MIN_PAGE_BUDGET) / 2**20
