@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -68,9 +67,18 @@ def reference_greedy(x: np.ndarray, labeled: np.ndarray, budget: int, threads: i
     return picks
 
 
-def current_rss_kb() -> int:
+def _status_kb(field: str) -> int:
     with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in fh if line.startswith(field))
+
+
+def current_rss_kb() -> int:
+    return _status_kb("VmRSS:")
+
+
+def peak_rss_kb() -> int:
+    """VmHWM: this process's own peak (ru_maxrss can carry the parent's peak across exec)."""
+    return _status_kb("VmHWM:")
 
 
 def child(which: str, path: str, labeled_n: int, budget: int, seed: int, threads: int) -> None:
@@ -88,7 +96,7 @@ def child(which: str, path: str, labeled_n: int, budget: int, seed: int, threads
         picks = reference_greedy(x, labeled, budget, threads)
         extra = {}
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kb()
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak / 1024, "import_rss_mb": base / 1024,
                       "picks": picks, **extra}))
 

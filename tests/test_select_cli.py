@@ -50,7 +50,8 @@ def test_select_matches_bruteforce_and_records_provenance(tmp_path: Path, emb: P
     before = (_sha(emb), _sha(lab))
     proc = run_alcli("select", emb, "--labeled", lab, "--budget", "7", "-o", out, "--json", check=True)
     summary = json.loads(proc.stdout)
-    picks, r_before, r_after = kcenter_greedy_bruteforce(_features(), [3, 50, 99], sorted(set(range(120)) - {3, 50, 99}), 7)
+    rest = sorted(set(range(120)) - {3, 50, 99})
+    picks, r_before, r_after = kcenter_greedy_bruteforce(_features(), [3, 50, 99], rest, 7)
     got = read_labeled(str(out))
     assert got.last_picks.tolist() == picks
     assert got.indices.tolist() == sorted([3, 50, 99, *picks])
@@ -112,7 +113,8 @@ def test_npy_and_plain_features_are_accepted(tmp_path: Path) -> None:
     a = run_alcli("select", tmp_path / "f.npy", "-b", "5", "-o", tmp_path / "a.h5", check=True)
     b = run_alcli("select", tmp_path / "plain.h5", "-b", "5", "-o", tmp_path / "b.h5", check=True)
     assert a.returncode == b.returncode == 0
-    assert read_labeled(str(tmp_path / "a.h5")).indices.tolist() == read_labeled(str(tmp_path / "b.h5")).indices.tolist()
+    a_rows = read_labeled(str(tmp_path / "a.h5")).indices
+    assert a_rows.tolist() == read_labeled(str(tmp_path / "b.h5")).indices.tolist()
 
 
 def test_info_table_and_json(tmp_path: Path, emb: Path) -> None:
