@@ -255,15 +255,15 @@ def stamp(handle: h5py.File, kind: str, version: int = 1, parents: dict[str, str
 
 
 @contextlib.contextmanager
-def create_output(path: str) -> Iterator[h5py.File]:
-    """Yield a writable h5py.File; on success it lands at `path` (atomic rename) or on stdout."""
+def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
+    """A temporary path to write any file to. For a file target it lies beside `path` and is renamed
+    over it on success only; for `-` it is streamed to stdout on success. Removed on any failure."""
     check_output(path)
     folder = None if path == STDIO else os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".alcli-tmp-", suffix=".h5", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".alcli-tmp-", suffix=suffix, dir=folder)
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as handle:
-            yield handle
+        yield tmp
         if path == STDIO:
             with open(tmp, "rb") as fh:
                 shutil.copyfileobj(fh, sys.stdout.buffer, _CHUNK)
@@ -281,19 +281,7 @@ def create_output(path: str) -> Iterator[h5py.File]:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
-    """A temporary path beside `path` to write any file to; renamed over `path` on success only."""
-    check_output(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".alcli-tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def create_output(path: str) -> Iterator[h5py.File]:
+    """Yield a writable h5py.File; on success it lands at `path` (atomic rename) or on stdout."""
+    with atomic_path(path, ".h5") as tmp, h5py.File(tmp, "w") as handle:
+        yield handle
