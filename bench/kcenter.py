@@ -82,6 +82,8 @@ def peak_rss_kb() -> int:
 
 
 def child(which: str, path: str, labeled_n: int, budget: int, seed: int, threads: int) -> None:
+    import faiss  # noqa: F401  (library code pages belong to the baseline, not to the working set)
+
     import alcli.selection.greedy as greedy
 
     base = current_rss_kb()

@@ -56,14 +56,13 @@ class GreedyShard:
         close[scan] = False
         close[scan, 0] = True  # keep one pair per point so every point has a group below
         pi, pj = np.nonzero(close)
-        c64 = centers.astype(np.float64)
-        d2 = distance.sqdist_pairs(self.x, self.rows[pi], c64, ids[pi, pj])
+        d2 = distance.sqdist_pairs(self.x, self.rows[pi], centers, ids[pi, pj])
         order = np.lexsort((d2, pi))  # per point, its smallest exact distance first
         first = order[np.r_[0, np.flatnonzero(np.diff(pi[order])) + 1]]
         self.s = d2[first]
         self.assign = ids[pi[first], pj[first]].astype(np.int32)
         for i in np.flatnonzero(scan):
-            all_d2 = distance.sqdist_exact(c64, self.x[self.rows[i]].astype(np.float64))
+            all_d2 = distance.sqdist_exact(centers, self.x[self.rows[i]].astype(np.float64))
             j = int(np.argmin(all_d2))
             self.s[i], self.assign[i] = all_d2[j], j
         self.measured += int(pi.size)
