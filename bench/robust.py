@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kcenter import clustered, current_rss_kb, split  # the shared synthetic data
+from kcenter import clustered, current_rss_kb, peak_rss_kb, split  # the shared synthetic data
 
 
 def child(n: int, labeled_n: int, budget: int, d: int, clusters: int, seed: int, params: dict) -> None:
@@ -55,7 +54,7 @@ def child(n: int, labeled_n: int, budget: int, d: int, clusters: int, seed: int,
         "lower_bound": rep["lower_bound"], "certified_gap": rep["certified_gap"],
         "stopped_by": rep["stopped_by"], "cbc_solves": rep["cbc_solves"], "neighbour_pairs": rep["neighbour_pairs"],
         "mip_centers": rep["mip_centers"], "outliers_used": rep["outliers_used"],
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
         "data_rss_mb": round(base / 1024, 1),
     }))
 

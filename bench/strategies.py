@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kcenter import clustered, current_rss_kb, split
+from kcenter import clustered, current_rss_kb, peak_rss_kb, split
 
 DEFAULT = ("random,entropy,margin,least-confidence,bald,variation-ratios,oracle-uncertainty,kmedian,typiclust,"
            "badge,probcover,kcenter-uncertain,kcenter")
@@ -76,7 +75,7 @@ def child(method: str, tmp: str, args: argparse.Namespace) -> None:
             params[key] = own[key].type(value)
     rnd = select_round(emb, lab, method, args.budget, seed=args.seed, labels=labels, params=params)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kb()
     report = {k: v for k, v in rnd.result.report.items() if isinstance(v, int | float | str)}
     print(json.dumps({"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "peak_rss_mb": round(peak / 1024, 1),
                       "import_rss_mb": round(base / 1024, 1), "inputs_rss_mb": round(loaded / 1024, 1),
