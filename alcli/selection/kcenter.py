@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alcli.selection.base import Problem, Result, strategy
 from alcli.selection.greedy import kcenter_greedy
+from alcli.selection.greedy_torch import cuda_shards
 
 
 @strategy(
@@ -12,8 +13,9 @@ from alcli.selection.greedy import kcenter_greedy
     covering=True,
 )
 def kcenter(problem: Problem) -> Result:
-    res = kcenter_greedy(problem.features, problem.labeled, problem.candidates, problem.budget)
-    report = {"seconds": res.seconds, "points_measured": res.measured}
+    shards = cuda_shards(problem.features, problem.candidates)
+    res = kcenter_greedy(problem.features, problem.labeled, problem.candidates, problem.budget, shards=shards)
+    report = {"seconds": res.seconds, "points_measured": res.measured, "device": "cuda" if shards else "cpu"}
     return Result(
         picks=res.picks,
         radius_before=res.radius_before,
