@@ -45,7 +45,7 @@ def test_scores_equal_brute_force(n, c, t, seed):
     mc = emb.mc_probs.astype(np.float64)
     mean = mc.mean(axis=0)
     ent = select(emb, "entropy", b)
-    assert np.allclose(ent.why, brute_entropy(mean)[ent.picks])
+    assert np.allclose(ent.why, brute_entropy(mean)[ent.picks], atol=1e-6)  # float32 probs
     assert ent.why.min() >= np.sort(brute_entropy(mean))[-b] - 1e-6  # probs are float32, renormalised
     bald = select(emb, "bald", b)
     brute = brute_entropy(mean) - np.mean([brute_entropy(mc[k]) for k in range(t)], axis=0)
