@@ -33,20 +33,20 @@ def _clustered(n: int, d: int) -> np.ndarray:
     return (centers[rng.integers(0, 30, n)] + rng.normal(size=(n, d))).astype(np.float32)
 
 
-def test_torch_shard_equals_numpy_on_clustered_data() -> None:
-    x = _clustered(3000, 32)
-    labeled, cand = np.arange(0, 3000, 30), np.setdiff1d(np.arange(3000), np.arange(0, 3000, 30))
-    ref = kcenter_greedy(x, labeled, cand, 300)
-    got = _torch_run(x, labeled, cand, 300, "cpu")
+def _compare_with_numpy(n: int, d: int, every: int, budget: int, device: str) -> None:
+    x = _clustered(n, d)
+    labeled = np.arange(0, n, every)
+    cand = np.setdiff1d(np.arange(n), labeled)
+    ref = kcenter_greedy(x, labeled, cand, budget)
+    got = _torch_run(x, labeled, cand, budget, device)
     assert got.picks.tolist() == ref.picks.tolist()
     assert got.radius_after == pytest.approx(ref.radius_after, rel=1e-12)
+
+
+def test_torch_shard_equals_numpy_on_clustered_data() -> None:
+    _compare_with_numpy(3000, 32, 30, 300, "cpu")
 
 
 @pytest.mark.gpu
 def test_cuda_shard_equals_numpy() -> None:
-    x = _clustered(20000, 64)
-    labeled, cand = np.arange(0, 20000, 20), np.setdiff1d(np.arange(20000), np.arange(0, 20000, 20))
-    ref = kcenter_greedy(x, labeled, cand, 1000)
-    got = _torch_run(x, labeled, cand, 1000, "cuda")
-    assert got.picks.tolist() == ref.picks.tolist()
-    assert got.radius_after == pytest.approx(ref.radius_after, rel=1e-12)
+    _compare_with_numpy(20000, 64, 20, 1000, "cuda")
