@@ -36,6 +36,10 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def row_ids(self) -> list[str]:
+        """Each row's id: its `ids` entry (the path `pack` stored), or the row number as text."""
+        return list(self.ids) if self.ids is not None else [str(i) for i in range(self.n)]
+
 
 def read_dataset(path: str) -> Dataset:
     with open_input(path) as src:
