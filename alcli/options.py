@@ -70,7 +70,7 @@ def _values(value: Any) -> Iterator[str]:
 def _flag(param: click.Parameter) -> str:
     if isinstance(param, click.Option) and param.opts:
         return max(param.opts, key=len)
-    return (param.name or "").upper()
+    return getattr(param, "metavar", None) or (param.name or "").upper()
 
 
 def same_file(a: str, b: str) -> bool:

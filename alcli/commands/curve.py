@@ -9,13 +9,15 @@ import click
 from alcli import console
 from alcli.artifacts.io import atomic_path
 from alcli.errors import AlcliError
+from alcli.options import INPUT, OUTPUT, Command
 
 
-@click.command("curve")
-@click.argument("reports", nargs=-1, required=True, metavar="REPORT.h5...")
+@click.command("curve", cls=Command)
+@click.argument("reports", nargs=-1, required=True, metavar="REPORT.h5...", type=INPUT)
 @click.option("--baseline", default="random", show_default=True, help="Method the others are paired against.")
-@click.option("--csv", "csv_path", metavar="OUT.csv", help="Write the table as CSV.")
-@click.option("--plot", "plot_path", metavar="OUT.png", help="Draw accuracy vs labelled images with error bars.")
+@click.option("--csv", "csv_path", type=OUTPUT, metavar="OUT.csv", help="Write the table as CSV.")
+@click.option("--plot", "plot_path", type=OUTPUT, metavar="OUT.png",
+              help="Draw accuracy vs labelled images with error bars.")
 @click.option("--title", default="", help="Plot title.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per curve point on stdout.")
 def command(reports: tuple[str, ...], baseline: str, csv_path: str | None, plot_path: str | None, title: str,

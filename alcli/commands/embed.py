@@ -5,15 +5,18 @@ from __future__ import annotations
 import click
 
 from alcli import console
+from alcli.options import INPUT, OUTPUT, Command, input_path
 
 
-@click.command("embed")
-@click.argument("dataset", metavar="DATA.h5")
-@click.argument("out_arg", metavar="[OUT.h5|-]", required=False)
-@click.option("--checkpoint", "checkpoint_path", required=True, metavar="CKPT.h5", help="From `alcli train`.")
-@click.option("--indices", "indices_path", default="all", show_default=True, metavar="all|LABELED.h5",
+@click.command("embed", cls=Command)
+@click.argument("dataset", metavar="DATA.h5", type=INPUT)
+@click.argument("out_arg", metavar="[OUT.h5|-]", required=False, type=OUTPUT)
+@click.option("--checkpoint", "checkpoint_path", required=True, type=INPUT, metavar="CKPT.h5",
+              help="From `alcli train`.")
+@click.option("--indices", "indices_path", type=input_path(("all",)), default="all", show_default=True,
+              metavar="all|LABELED.h5",
               help="Which rows to embed: all, or the rows of an alcli.labeled artifact.")
-@click.option("--exclude", "exclude_paths", multiple=True, metavar="LABELED.h5",
+@click.option("--exclude", "exclude_paths", type=INPUT, multiple=True, metavar="LABELED.h5",
               help="Rows to leave out (e.g. the test split). Repeatable.")
 @click.option("--mc-samples", type=int, default=0, show_default=True,
               help="Also write T dropout-on passes as mc_probs (T×N×C), for BALD/entropy baselines.")
@@ -21,7 +24,7 @@ from alcli import console
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the MC-dropout masks.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(("auto", "cpu", "cuda")))
-@click.option("-o", "--output", metavar="OUT.h5",
+@click.option("-o", "--output", type=OUTPUT, metavar="OUT.h5",
               help="Where the embeddings go (or give it as the second argument); - or none is stdout, to pipe"
                    " into `alcli select -`.")
 @click.option("--scheduler", envvar="ALCLI_SCHEDULER", metavar="ADDRESS|local[:N]",

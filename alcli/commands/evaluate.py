@@ -5,16 +5,17 @@ from __future__ import annotations
 import click
 
 from alcli import console
+from alcli.options import INPUT, OUTPUT, Command
 
 
-@click.command("evaluate")
-@click.argument("checkpoint_path", metavar="CKPT.h5")
-@click.argument("dataset", metavar="TEST_DATA.h5")
-@click.option("--indices", "indices_path", metavar="LABELED.h5",
+@click.command("evaluate", cls=Command)
+@click.argument("checkpoint_path", metavar="CKPT.h5", type=INPUT)
+@click.argument("dataset", metavar="TEST_DATA.h5", type=INPUT)
+@click.option("--indices", "indices_path", type=INPUT, metavar="LABELED.h5",
               help="Score only these rows of TEST_DATA (an alcli.labeled artifact, e.g. the test split).")
 @click.option("--batch-size", type=int, default=512, show_default=True)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(("auto", "cpu", "cuda")))
-@click.option("-o", "--output", metavar="REPORT.h5", help="Write an alcli.report artifact (- = stdout).")
+@click.option("-o", "--output", type=OUTPUT, metavar="REPORT.h5", help="Write an alcli.report artifact (- = stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line on stdout.")
 def command(checkpoint_path: str, dataset: str, indices_path: str | None, batch_size: int, device: str,
             output: str | None, as_json: bool) -> None:

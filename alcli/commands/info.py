@@ -9,6 +9,7 @@ import h5py
 
 from alcli import console
 from alcli.artifacts.io import STDIO, attrs_dict, format_of, open_input
+from alcli.options import INPUT, Command
 
 
 def describe(path: str) -> dict[str, Any]:
@@ -33,8 +34,8 @@ def describe(path: str) -> dict[str, Any]:
         }
 
 
-@click.command("info")
-@click.argument("path", metavar="FILE", default=STDIO)
+@click.command("info", cls=Command)
+@click.argument("path", metavar="FILE", default=STDIO, type=INPUT)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line on stdout instead of tables.")
 def command(path: str, as_json: bool) -> None:
     """Show an artifact's kind, version, datasets (shapes, dtypes) and attrs. FILE may be - (stdin)."""

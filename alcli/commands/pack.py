@@ -9,6 +9,7 @@ import numpy as np
 
 from alcli import console
 from alcli.errors import AlcliError
+from alcli.options import INPUT, OUTPUT, Command
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")
@@ -93,12 +94,13 @@ def _palette_colour(img: object) -> bool:
     return not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]))
 
 
-@click.command("pack")
-@click.argument("folder", metavar="FOLDER")
+@click.command("pack", cls=Command)
+@click.argument("folder", metavar="FOLDER", type=INPUT)
 @click.option("--unlabelled", "--unlabeled", "unlabelled", is_flag=True,
               help="FOLDER holds the images directly (no class subfolders): every label is -1.")
 @click.option("--size", "size_text", metavar="HxW", help="Resize every image to H×W (bilinear).")
-@click.option("-o", "--output", required=True, metavar="POOL.h5", help="The dataset artifact (- = stdout).")
+@click.option("-o", "--output", required=True, type=OUTPUT, metavar="POOL.h5",
+              help="The dataset artifact (- = stdout).")
 def command(folder: str, unlabelled: bool, size_text: str | None, output: str) -> None:
     """Pack the images under FOLDER into an alcli.dataset: one subfolder per class (sorted names become
     class_names and labels 0..C-1, as torchvision's ImageFolder), or a flat folder with --unlabelled.

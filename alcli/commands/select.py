@@ -12,6 +12,7 @@ from alcli import console
 from alcli.artifacts import STDIO, LabeledSet, check_output, read_dataset, read_embeddings, read_labeled, write_labeled
 from alcli.artifacts.embeddings import OPTIONAL
 from alcli.errors import AlcliError
+from alcli.options import INPUT, OUTPUT, Command
 from alcli.selection import REGISTRY
 from alcli.selection.run import Round, get_strategy, select_round
 
@@ -49,21 +50,21 @@ broken by the lowest index.
 """
 
 
-@click.command("select", help=_HELP + _method_help())
-@click.argument("embeddings", metavar="EMBEDDINGS")
-@click.option("--labeled", "labeled_path", metavar="LABELED.h5",
+@click.command("select", cls=Command, help=_HELP + _method_help())
+@click.argument("embeddings", metavar="EMBEDDINGS", type=INPUT)
+@click.option("--labeled", "labeled_path", type=INPUT, metavar="LABELED.h5",
               help="The labelled set so far (alcli.labeled). Omitted: start from an empty set.")
 @click.option("--budget", "-b", type=int, required=True, help="How many new points to pick.")
 @click.option("--method", "-m", default="kcenter", show_default=True, metavar="METHOD",
               help="Query strategy (listed below).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for randomised methods.")
-@click.option("--exclude", "exclude_paths", multiple=True, metavar="LABELED.h5",
+@click.option("--exclude", "exclude_paths", type=INPUT, multiple=True, metavar="LABELED.h5",
               help="Rows that must never be picked nor counted (e.g. a test split). Repeatable.")
-@click.option("--labels", "labels_path", metavar="DATA.h5",
+@click.option("--labels", "labels_path", type=INPUT, metavar="DATA.h5",
               help="A data set whose labels are all known (simulations; oracle-uncertainty).")
 @click.option("--radius/--no-radius", default=None,
               help="Also compute the covering radius for methods that do not report it.")
-@click.option("-o", "--output", default=STDIO, show_default=True, metavar="OUT.h5",
+@click.option("-o", "--output", default=STDIO, show_default=True, type=OUTPUT, metavar="OUT.h5",
               help="Where the new labelled set goes; - is stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line on stdout.")
 @click.option("--scheduler", envvar="ALCLI_SCHEDULER", metavar="ADDRESS|local[:N]",

@@ -6,6 +6,7 @@ import click
 import numpy as np
 
 from alcli import console
+from alcli.options import INPUT, OUTPUT, Command
 
 
 def draw(labels: np.ndarray, candidates: np.ndarray, size: int, seed: int, stratified: bool) -> np.ndarray:
@@ -26,15 +27,15 @@ def draw(labels: np.ndarray, candidates: np.ndarray, size: int, seed: int, strat
     return perm[chosen]
 
 
-@click.command("split")
-@click.argument("dataset", metavar="DATA.h5")
+@click.command("split", cls=Command)
+@click.argument("dataset", metavar="DATA.h5", type=INPUT)
 @click.option("--size", "-n", type=int, required=True, help="How many rows to draw.")
-@click.option("--exclude", "exclude_paths", multiple=True, metavar="LABELED.h5",
+@click.option("--exclude", "exclude_paths", type=INPUT, multiple=True, metavar="LABELED.h5",
               help="Rows that must not be drawn (e.g. the test split). Repeatable.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stratified/--no-stratified", default=False, show_default=True,
               help="Keep the label proportions of the candidates (rows drawn per label).")
-@click.option("-o", "--output", default="-", show_default=True, metavar="OUT.h5", help="- is stdout.")
+@click.option("-o", "--output", default="-", show_default=True, type=OUTPUT, metavar="OUT.h5", help="- is stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON line on stdout.")
 def command(dataset: str, size: int, exclude_paths: tuple[str, ...], seed: int, stratified: bool, output: str,
             as_json: bool) -> None:

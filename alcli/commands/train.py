@@ -5,13 +5,14 @@ from __future__ import annotations
 import click
 
 from alcli import console
+from alcli.options import INPUT, OUTPUT, Command
 
 _ARCHS = ("small", "vgg16", "resnet18")
 
 
-@click.command("train")
-@click.argument("dataset", metavar="DATA.h5")
-@click.option("--labeled", "labeled_path", required=True, metavar="LABELED.h5",
+@click.command("train", cls=Command)
+@click.argument("dataset", metavar="DATA.h5", type=INPUT)
+@click.option("--labeled", "labeled_path", required=True, type=INPUT, metavar="LABELED.h5",
               help="The rows to train on (alcli.labeled); every one needs a label (not -1).")
 @click.option("--arch", default="small", show_default=True, type=click.Choice(_ARCHS),
               help="small: a quick CNN; vgg16: batch-normed VGG16 (the paper's); resnet18: CIFAR-stem ResNet-18.")
@@ -27,7 +28,8 @@ _ARCHS = ("small", "vgg16", "resnet18")
 @click.option("--threads", type=int, default=0, show_default=True,
               help="torch CPU threads (0: torch's default, one per core). Weights are reproducible for the same"
                    " seed, device and thread count; 1 is often faster for the small CNN on a busy machine.")
-@click.option("-o", "--output", required=True, metavar="CKPT.h5", help="Where the checkpoint goes (- = stdout).")
+@click.option("-o", "--output", required=True, type=OUTPUT, metavar="CKPT.h5",
+              help="Where the checkpoint goes (- = stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON line on stdout.")
 def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size: int, lr: float, optimizer: str,
             augment: bool, seed: int, device: str, threads: int, output: str, as_json: bool) -> None:
