@@ -93,11 +93,30 @@ def batch_tensor(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Normalised float32 N×C×H×W tensor of images[rows] (only this batch is converted)."""
+    return normalise(uint8_batch(images, rows), mean, std, augment=augment, generator=generator)
+
+
+def uint8_batch(images: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+    """images[rows] as a uint8 N×C×H×W tensor (what torchvision's v2 ops take)."""
     import torch
 
     block = images[rows]
     block = block[:, None, :, :] if block.ndim == 3 else np.ascontiguousarray(block.transpose(0, 3, 1, 2))
-    x = torch.from_numpy(block).float().div_(255.0)
+    return torch.from_numpy(block)
+
+
+def normalise(
+    x: torch.Tensor,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    augment: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """uint8 N×C×H×W → normalised float32, then (with `augment`) random shifts and colour flips."""
+    import torch
+
+    x = x.float().div_(255.0)
     x = (x - torch.from_numpy(mean).view(1, -1, 1, 1)) / torch.from_numpy(std).view(1, -1, 1, 1)
     if augment:
         x = _augment(x, generator)
