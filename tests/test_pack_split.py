@@ -62,7 +62,9 @@ def test_pack_unlabelled_colour_with_resize(tmp_path: Path) -> None:
 def test_pack_bad_input_exits_2(grey_folder: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
     folder, _ = grey_folder
     assert_one_line_error(run_alcli("pack", tmp_path / "nope", "-o", tmp_path / "p.h5"), "nope", "no such folder")
-    assert_one_line_error(run_alcli("pack", folder, "--unlabelled", "-o", tmp_path / "p.h5"), "no image files")
+    (tmp_path / "bare").mkdir()
+    assert_one_line_error(run_alcli("pack", tmp_path / "bare", "--unlabelled", "-o", tmp_path / "p.h5"),
+                          "no image files")
     assert_one_line_error(run_alcli("pack", folder, "--size", "4by4", "-o", tmp_path / "p.h5"), "--size", "HxW")
     _png(folder / "dog" / "big.png", np.zeros((9, 9), np.uint8))
     assert_one_line_error(run_alcli("pack", folder, "-o", tmp_path / "p.h5"), "big.png", "9x9", "--size")
@@ -127,3 +129,27 @@ def test_no_pickle_and_no_torch_load_in_the_code_base() -> None:
             if banned.search(code):
                 hits.append(f"{path.relative_to(ROOT)}:{num}: {code}")
     assert not hits, "\n".join(hits)
+
+
+def test_pack_unlabelled_walks_sub_folders(tmp_path: Path) -> None:
+    """A nested pool (by date, by camera) packs every image at any depth; ids are the relative paths with
+    '/' in code-point order, whatever order the file system lists them in; hidden names are skipped."""
+    digits = read_dataset(str(SAMPLE)).images[:8]
+    names = ["2024-05-02/cam b/z 1.png", "2024-05-01/ß.png", "top.png", "2024-05-01/a.png",
+             "2024-05-01/deep/é ü/x.PNG", "a b.png", "2024-05-02/cam b/y.png", "2024-05-01/cam/0.png"]
+    for name, img in zip(names, digits, strict=True):
+        _png(tmp_path / "pool" / name, img)
+    _png(tmp_path / "pool" / ".thumbs" / "t.png", digits[0])  # hidden folder
+    _png(tmp_path / "pool" / "2024-05-01" / ".hidden.png", digits[0])
+    (tmp_path / "pool" / "2024-05-01" / "notes.txt").write_text("not an image")
+    run_alcli("pack", tmp_path / "pool", "--unlabelled", "-o", tmp_path / "pool.h5", check=True)
+    ds = read_dataset(str(tmp_path / "pool.h5"))
+    assert ds.ids == sorted(names) and ds.class_names == [] and ds.labels.tolist() == [-1] * 8
+    for row, rel in enumerate(ds.ids):
+        assert np.array_equal(ds.images[row], digits[names.index(rel)])
+    assert ds.attrs["source"] == f"alcli pack {tmp_path / 'pool'}"
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "sub" / "readme.txt").write_text("x")
+    assert_one_line_error(run_alcli("pack", tmp_path / "empty", "--unlabelled", "-o", tmp_path / "e.h5"),
+                          "empty", "no image files")
+    assert not (tmp_path / "e.h5").exists()

@@ -17,7 +17,7 @@ _GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")
 
 def list_images(folder: str, unlabelled: bool) -> tuple[list[str], list[int], list[str]]:
     """(relative paths, labels, class names) in sorted order; ImageFolder rules: one subfolder per class
-    (its name is the class name), or with `unlabelled` the image files directly in `folder` (label -1)."""
+    (its name is the class name), or with `unlabelled` every image file under `folder` (label -1)."""
     if not os.path.isdir(folder):
         raise AlcliError("no such folder" if not os.path.exists(folder) else "is not a folder", folder)
 
@@ -29,10 +29,10 @@ def list_images(folder: str, unlabelled: bool) -> tuple[list[str], list[int], li
         return found
 
     if unlabelled:
-        files = sorted(f for f in os.listdir(folder)
-                       if f.lower().endswith(EXTENSIONS) and os.path.isfile(os.path.join(folder, f)))
+        files = unlabelled_ids(folder)
         if not files:
-            raise AlcliError("holds no image files (" + ", ".join(EXTENSIONS) + ")", folder)
+            raise AlcliError("holds no image files in it or its sub-folders (" + ", ".join(EXTENSIONS) + ")",
+                             folder)
         return files, [-1] * len(files), []
     classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     if not classes:
@@ -45,6 +45,29 @@ def list_images(folder: str, unlabelled: bool) -> tuple[list[str], list[int], li
     if not paths:
         raise AlcliError("holds no image files in its class subfolders", folder)
     return paths, labels, classes
+
+
+def unlabelled_ids(folder: str) -> list[str]:
+    """Every image file under `folder`, at any depth, as its path relative to `folder` joined with '/',
+    sorted by that text (code points: the same order on every machine and file system). Hidden files and
+    folders (names starting with '.') are skipped; links to files are followed, links to folders are not."""
+    ids = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = os.path.relpath(root, folder)
+        parts = [] if rel == os.curdir else rel.split(os.sep)
+        for name in files:
+            if name.startswith(".") or not name.lower().endswith(EXTENSIONS):
+                continue
+            if not os.path.isfile(os.path.join(root, name)):
+                continue
+            path = "/".join([*parts, name])
+            try:
+                path.encode("utf-8")
+            except UnicodeEncodeError:
+                raise AlcliError("file name is not valid UTF-8: rename it", os.path.join(root, name)) from None
+            ids.append(path)
+    return sorted(ids)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -97,14 +120,15 @@ def _palette_colour(img: object) -> bool:
 @click.command("pack", cls=Command)
 @click.argument("folder", metavar="FOLDER", type=INPUT)
 @click.option("--unlabelled", "--unlabeled", "unlabelled", is_flag=True,
-              help="FOLDER holds the images directly (no class subfolders): every label is -1.")
+              help="No class subfolders: every image under FOLDER, at any depth, with label -1.")
 @click.option("--size", "size_text", metavar="HxW", help="Resize every image to H×W (bilinear).")
 @click.option("-o", "--output", required=True, type=OUTPUT, metavar="POOL.h5",
               help="The dataset artifact (- = stdout).")
 def command(folder: str, unlabelled: bool, size_text: str | None, output: str) -> None:
     """Pack the images under FOLDER into an alcli.dataset: one subfolder per class (sorted names become
-    class_names and labels 0..C-1, as torchvision's ImageFolder), or a flat folder with --unlabelled.
-    `ids` holds each image's path relative to FOLDER. Grey images stay one channel; any colour image
+    class_names and labels 0..C-1, as torchvision's ImageFolder), or with --unlabelled every image file
+    under FOLDER and its sub-folders (hidden names skipped), sorted by relative path. `ids` holds each
+    image's path relative to FOLDER ('/' separators). Grey images stay one channel; any colour image
     makes the whole set RGB."""
     from alcli.artifacts.dataset import Dataset, write_dataset
     from alcli.artifacts.io import check_output
