@@ -1,0 +1,434 @@
+"""Reading annotators' answers: the one home for answer formats, their detection and their parsers.
+
+Formats (`--format`, `auto` recognises each by its content):
+
+- `csv` / `jsonl`: alcli's own work list (`alcli export`): keys `id,row,rank,score,image,label,answer`;
+  the annotator writes a class name in `label`, or `skip` in `answer`.
+- `label-studio`: Label Studio's JSON export, a list of tasks `{"data": {...}, "annotations": [{"result":
+  [{"from_name": "choice", "type": "choices", "value": {"choices": [NAME]}}], "was_cancelled": ...}]}`;
+  a cancelled annotation (the annotator pressed Skip) is a `skip` answer; `predictions` are ignored.
+- `label-studio-min` / `label-studio-csv`: JSON_MIN and CSV, one flat record per annotation with the task's
+  data fields at top level and the class under `choice` (a name, or `{"choices": [...]}` for several;
+  in CSV that dict is JSON text). Label Studio leaves cancelled annotations out of both.
+- `folder`: an ImageFolder-style tree FOLDER/CLASS/FILE (FiftyOne, CVAT, Ultralytics); the id is FILE's
+  path below CLASS. Files directly in FOLDER are not answers.
+
+Label Studio ids come from `data.alcli_id` (and `alcli_row`), else from the `image` URL (its `?d=`
+parameter for local-file serving, else its path). Every answer keeps its order (file, then record) and,
+for Label Studio, when it was last updated: `--resolve latest` uses them.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+FORMATS = ("auto", "csv", "jsonl", "label-studio", "label-studio-min", "label-studio-csv", "folder")
+SKIP = "skip"
+EXAMPLES = 10
+
+MALFORMED = ("malformed answers file", "malformed answers files")
+NO_ID = ("answer without an id or row", "answers without an id or row")
+BAD_ROW = ("unreadable row number", "unreadable row numbers")
+BAD_ANSWER = ("answer value other than 'skip'", "answer values other than 'skip'")
+MULTIPLE = ("answer with several classes", "answers with several classes")
+BOTH = ("answer with both a label and skip", "answers with both a label and skip")
+
+
+class Problems:
+    """Everything wrong with a set of inputs, by kind: a count and the first examples of each, told as
+    one line, e.g. `3 unknown ids (a.png, b.png, c.png); 1 unknown class name (doggo)`."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[tuple[str, str], tuple[int, list[str]]] = {}
+        self.sources: list[str] = []
+
+    def add(self, kind: tuple[str, str], example: str, source: str | None = None, count: int = 1) -> None:
+        n, examples = self._kinds.get(kind, (0, []))
+        if example and len(examples) < EXAMPLES and example not in examples:
+            examples.append(example)
+        self._kinds[kind] = (n + count, examples)
+        if source is not None and source not in self.sources:
+            self.sources.append(source)
+
+    def __bool__(self) -> bool:
+        return bool(self._kinds)
+
+    def message(self) -> str:
+        parts = []
+        for (one, many), (n, examples) in self._kinds.items():
+            more = ", …" if n > len(examples) else ""
+            listed = f" ({', '.join(examples)}{more})" if examples else ""
+            parts.append(f"{n} {one if n == 1 else many}{listed}")
+        return "; ".join(parts)
+
+    def source(self) -> str | None:
+        if not self.sources:
+            return None
+        return ", ".join(self.sources[:3]) + (", …" if len(self.sources) > 3 else "")
+
+
+@dataclass
+class Answers:
+    """One answers file, column by column: one entry per answer (record or annotation)."""
+
+    name: str
+    sha256: str = ""
+    format: str = ""
+    ids: list[str | None] = field(default_factory=list)  # as written, URL already resolved; None: no id
+    rows: list[int | None] = field(default_factory=list)  # the row the answer names, if any
+    labels: list[str | None] = field(default_factory=list)  # a class name; None: no label
+    skips: list[bool] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # last update (POSIX seconds); NaN: unknown
+
+    def add(self, id_: str | None, row: int | None, label: str | None, skip: bool, time: float = math.nan) -> None:
+        self.ids.append(id_)
+        self.rows.append(row)
+        self.labels.append(label)
+        self.skips.append(skip)
+        self.times.append(time)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Fields:
+    """Which keys hold what; `--id-field`/`--label-field` override the defaults of each format."""
+
+    id: str | None = None
+    label: str | None = None
+
+
+def read_answers(path: str, fmt: str = "auto", fields: Fields | None = None,
+                 problems: Problems | None = None) -> Answers:
+    """Parse one answers file or folder (`-` = stdin). Problems are added to `problems` (a file that
+    cannot be read at all is one problem); the answers that could be read are returned."""
+    fields = fields or Fields()
+    problems = problems if problems is not None else Problems()
+    name = "<stdin>" if path == "-" else path
+    out = Answers(name)
+    if path != "-" and os.path.isdir(path):
+        out.format = "folder"
+        if fmt not in ("auto", "folder"):
+            problems.add(MALFORMED, f"{name}: is a folder, not a {fmt} file", name)
+            return out
+        _folder(path, out)
+    else:
+        try:
+            raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
+        except OSError as exc:
+            problems.add(MALFORMED, f"{name}: cannot read ({exc.strerror or exc})", name)
+            return out
+        out.sha256 = hashlib.sha256(raw).hexdigest()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            problems.add(MALFORMED, f"{name}: not UTF-8 text (byte {exc.start})", name)
+            return out
+        if fmt == "folder":
+            problems.add(MALFORMED, f"{name}: is a file, not a folder", name)
+            return out
+        try:
+            _parse_text(text, fmt, fields, out, problems)
+        except _Malformed as exc:
+            problems.add(MALFORMED, f"{name}: {exc}", name)
+            return out
+    if not out.ids and not problems.sources.count(name):
+        problems.add(MALFORMED, f"{name}: holds no answers", name)
+    return out
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _read_bytes(path: str) -> bytes:
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "no such file")
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+# ------------------------------------------------------------------------------------------ detection
+
+
+def _parse_text(text: str, fmt: str, fields: Fields, out: Answers, problems: Problems) -> None:
+    head = text.lstrip()
+    if not head:
+        raise _Malformed("empty file")
+    if fmt in ("csv", "label-studio-csv") or (fmt == "auto" and head[0] not in "[{"):
+        records = _csv_records(text)
+        header = next(records)[1]
+        flavour = "ls" if fmt == "label-studio-csv" or (fmt == "auto" and _ls_keys(header)) else "alcli"
+        out.format = "label-studio-csv" if flavour == "ls" else "csv"
+        _flat(records, flavour, fields, out, problems)
+        return
+    if fmt == "jsonl":
+        out.format = "jsonl"
+        _flat(_jsonl_records(text), "alcli", fields, out, problems)
+        return
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        if fmt == "auto" and head[0] == "{":
+            out.format = "jsonl"
+            _flat(_jsonl_records(text), "alcli", fields, out, problems)
+            return
+        raise _Malformed(f"not valid JSON ({exc})") from None
+    if isinstance(doc, dict):
+        doc = [doc]
+    if not isinstance(doc, list) or not all(isinstance(item, dict) for item in doc):
+        raise _Malformed("expected a JSON list of objects (tasks or records)")
+    tasks = any(isinstance(item.get("data"), dict) or "annotations" in item or "completions" in item for item in doc)
+    if fmt == "label-studio" or (fmt == "auto" and tasks):
+        out.format = "label-studio"
+        _tasks(doc, fields, out, problems)
+        return
+    flavour = "ls" if fmt == "label-studio-min" or (fmt == "auto" and any(_ls_keys(d) for d in doc)) else "alcli"
+    out.format = "label-studio-min" if flavour == "ls" else "jsonl"
+    _flat(((i + 1, rec) for i, rec in enumerate(doc)), flavour, fields, out, problems)
+
+
+def _ls_keys(keys: Iterable[str]) -> bool:
+    keys = set(keys)
+    return bool(keys & {"alcli_id", "alcli_row", "annotation_id", "choice"})
+
+
+def _csv_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, record) for every data row; the first item is (1, header as a dict of names)."""
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except (StopIteration, csv.Error) as exc:
+        raise _Malformed(f"no CSV header ({exc})") from None
+    yield 1, dict.fromkeys(header, "")
+    try:
+        for cells in reader:
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue
+            if len(cells) > len(header):
+                raise _Malformed(f"line {reader.line_num}: {len(cells)} fields, the header has {len(header)}")
+            yield reader.line_num, dict(zip(header, cells, strict=False))
+    except csv.Error as exc:
+        raise _Malformed(f"line {reader.line_num}: {exc}") from None
+
+
+def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise _Malformed(f"line {number}: not valid JSON ({exc})") from None
+        if not isinstance(rec, dict):
+            raise _Malformed(f"line {number}: expected a JSON object")
+        yield number, rec
+
+
+# ---------------------------------------------------------------------------------------------- parsers
+
+
+def _flat(records: Iterable[tuple[int, dict[str, Any]]], flavour: str, fields: Fields, out: Answers,
+          problems: Problems) -> None:
+    """alcli csv/jsonl records, or Label Studio JSON_MIN/CSV records (one per annotation)."""
+    ls = flavour == "ls"
+    id_key = fields.id or ("alcli_id" if ls else "id")
+    row_key = "alcli_row" if ls else "row"
+    label_key = fields.label or ("choice" if ls else "label")
+    for line, rec in records:
+        id_, row = _text(rec.get(id_key)), rec.get(row_key)
+        if id_ is not None and id_key == "image":
+            id_ = id_from_url(id_)
+        if id_ is None and fields.id is None and _text(rec.get("image")) is not None:
+            id_ = id_from_url(_text(rec.get("image")) or "")
+        row = _row(row, out.name, line, problems)
+        if id_ is None and row is None:
+            problems.add(NO_ID, f"{out.name} line {line}" if not ls else f"{out.name} record {line}", out.name)
+            continue
+        label = _choice(rec.get(label_key), out.name, id_ or f"row {row}", problems)
+        skip = False
+        if not ls:
+            answer = _text(rec.get("answer"))
+            if answer is not None:
+                skip = answer.strip().lower() == SKIP
+                if not skip:
+                    problems.add(BAD_ANSWER, repr(answer), out.name)
+            if skip and label is not None:
+                problems.add(BOTH, id_ or f"row {row}", out.name)
+                continue
+        when = _time(rec.get("updated_at")) if ls else math.nan
+        if ls and math.isnan(when):
+            when = _time(rec.get("created_at"))
+        out.add(id_, row, label, skip, when)
+
+
+def _tasks(tasks: list[dict[str, Any]], fields: Fields, out: Answers, problems: Problems) -> None:
+    """Label Studio JSON: each non-cancelled annotation is an answer, each cancelled one a skip, a task
+    without annotations a pending answer."""
+    label_key = fields.label or "choice"
+    for number, task in enumerate(tasks, 1):
+        data = task.get("data")
+        if not isinstance(data, dict):
+            problems.add(MALFORMED, f"{out.name}: task {number} has no 'data' object", out.name)
+            continue
+        if fields.id:
+            id_ = _text(data.get(fields.id))
+            id_ = id_from_url(id_) if id_ is not None and fields.id == "image" else id_
+        else:
+            id_ = _text(data.get("alcli_id"))
+            image = _text(data.get("image"))
+            id_ = id_ if id_ is not None or image is None else id_from_url(image)
+        row = _row(data.get("alcli_row"), out.name, number, problems)
+        if id_ is None and row is None:
+            problems.add(NO_ID, f"{out.name} task {number}", out.name)
+            continue
+        what = id_ or f"row {row}"
+        annotations = task.get("annotations", task.get("completions")) or []
+        if not isinstance(annotations, list) or not annotations:
+            out.add(id_, row, None, False)
+            continue
+        for ann in annotations:
+            if not isinstance(ann, dict):
+                problems.add(MALFORMED, f"{out.name}: task {number} has an annotation that is not an object",
+                             out.name)
+                continue
+            when = _time(ann.get("updated_at"))
+            when = _time(ann.get("created_at")) if math.isnan(when) else when
+            if ann.get("was_cancelled") or ann.get("skipped"):
+                out.add(id_, row, None, True, when)
+                continue
+            names: list[str] = []
+            for res in ann.get("result") or []:
+                if isinstance(res, dict) and res.get("from_name") == label_key:
+                    value = res.get("value") if isinstance(res.get("value"), dict) else {}
+                    names += [str(c) for c in value.get("choices") or []]
+            out.add(id_, row, _choice(names, out.name, what, problems), False, when)
+
+
+def _folder(path: str, out: Answers) -> None:
+    from alcli.commands.pack import EXTENSIONS
+
+    listing = []
+    for cls in sorted(os.listdir(path)):
+        top = os.path.join(path, cls)
+        if cls.startswith(".") or not os.path.isdir(top):
+            continue
+        for root, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if name.startswith(".") or not name.lower().endswith(EXTENSIONS):
+                    continue
+                rel = os.path.relpath(os.path.join(root, name), top).replace(os.sep, "/")
+                listing.append(f"{cls}/{rel}")
+                out.add(rel, None, cls, False)
+    out.sha256 = hashlib.sha256("\n".join(listing).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- values
+
+
+def id_from_url(url: str) -> str:
+    """The file an image URL points at: Label Studio's local-file `?d=PATH` parameter, else the URL's
+    path (percent-decoding happens when ids are matched)."""
+    if "?" not in url and "://" not in url:
+        return url
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if "d" in query:
+        return query["d"][0]
+    return parts.path.lstrip("/") if "://" in url else parts.path or url
+
+
+def normalise(id_: str, strip_prefix: str = "") -> str:
+    """URL-decoded, `\\` → `/`, a leading `./` and `strip_prefix` removed."""
+    key = unquote(id_).replace("\\", "/")
+    return strip(key, strip_prefix)
+
+
+def strip(key: str, prefix: str = "") -> str:
+    if key.startswith("./"):
+        key = key[2:]
+    if prefix and key.startswith(prefix):
+        key = key[len(prefix):]
+    return key
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip() if not isinstance(value, str) else value.strip()
+    return text or None
+
+
+def _row(value: Any, name: str, where: int, problems: Problems) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value) if not isinstance(value, int) else value
+        if isinstance(number, float) and not number.is_integer():
+            raise ValueError
+        return int(number)
+    except (TypeError, ValueError, OverflowError):
+        problems.add(BAD_ROW, f"{name} record {where}: {str(value)[:30]!r}", name)
+        return None
+
+
+def _choice(value: Any, name: str, what: str, problems: Problems) -> str | None:
+    """A class name from a label cell: a name, Label Studio's `{"choices": [...]}` (as an object or as
+    JSON text) or a list of either; several different names are a problem."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text and text[0] in "[{" and text[-1] in "]}":
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return text
+        else:
+            return text or None
+    names: list[str] = []
+    _collect(value, names)
+    distinct = list(dict.fromkeys(n for n in names if n))
+    if len(distinct) > 1:
+        problems.add(MULTIPLE, f"{what}: {'/'.join(distinct[:3])}", name)
+        return None
+    return distinct[0] if distinct else None
+
+
+def _collect(value: Any, names: list[str]) -> None:
+    if value is None:
+        return
+    if isinstance(value, dict):
+        _collect(value.get("choices"), names)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, names)
+    else:
+        names.append(_text(value) or "")
+
+
+def _time(value: Any) -> float:
+    if not isinstance(value, str) or not value:
+        return math.nan
+    try:
+        stamp = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return math.nan
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=_dt.timezone.utc)
+    return stamp.timestamp()
