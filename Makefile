@@ -4,8 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GPU    ?= 0
+# Label Studio lives in its own venv: its pins (Django, ...) would fight ours. Only the integration tests use it.
+LS_VENV  := .venv-ls
+LS_STAMP := $(LS_VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo label-demo test test-integration lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +29,22 @@ lint: $(STAMP)
 	$(BIN)/ruff check alcli tests bench
 
 test: lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests -m "not labelstudio"
+
+$(LS_STAMP):
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q 'label-studio>=1.23,<1.24'
+	touch $(LS_STAMP)
+
+# Against a real Label Studio (installed into .venv-ls, started on 127.0.0.1 by the tests, offline).
+test-integration: $(STAMP) $(LS_STAMP)
+	$(BIN)/python -m pytest -q tests -m labelstudio
+
+label-demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash samples/label-round.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/kcenter.py
 
 clean:
-	rm -rf demo-out runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf demo-out label-demo-out runs .pytest_cache .ruff_cache .hypothesis
