@@ -81,18 +81,6 @@ def check_pool(labeled: LabeledSet, data: Dataset) -> None:
                          f"{data.name} has {data.n} rows", labeled.name)
 
 
-def check_unique_ids(data: Dataset) -> None:
-    """Ids name rows in every answer file, so two rows must never share one."""
-    if data.ids is None:
-        return
-    first: dict[str, int] = {}
-    for row, name in enumerate(data.ids):
-        if name in first:
-            raise AlcliError(f"'ids' holds {name!r} twice (rows {first[name]} and {row}): ids must be unique "
-                             "to match answers to rows", data.name)
-        first[name] = row
-
-
 def picked(labeled: LabeledSet, data: Dataset, which: str) -> tuple[np.ndarray, list[float | None]]:
     """(rows, scores) in work-list order. `last`: LABELED's `last_picks` in the order the method chose them
     with their `last_scores` (unknown when absent or not finite); `all`: every row of LABELED whose label
@@ -106,40 +94,6 @@ def picked(labeled: LabeledSet, data: Dataset, which: str) -> tuple[np.ndarray, 
         rows = labeled.indices[data.labels[labeled.indices] < 0]
         return rows, [None] * int(rows.size)
     raise ValueError(f"unknown picks {which!r}")
-
-
-def parse_classes(value: str) -> list[str]:
-    """`--classes`: a FILE (one name a line, blank lines ignored) when that path exists, else
-    comma-separated names."""
-    if os.path.isfile(value):
-        try:
-            with open(value, encoding="utf-8") as fh:
-                names = [line.strip() for line in fh]
-        except (OSError, UnicodeError) as exc:
-            raise AlcliError(f"cannot read the class names ({exc})", value) from None
-        names = [n for n in names if n]
-        source = value
-    else:
-        names = [n.strip() for n in value.split(",")]
-        source = "--classes"
-        if any(not n for n in names):
-            raise AlcliError(f"empty class name in {value!r}", source)
-    if not names:
-        raise AlcliError("holds no class names", source)
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise AlcliError(f"class name {name!r} appears twice", source)
-        if name.lower() == "skip":
-            raise AlcliError("'skip' is reserved for the answer column, not a class name", source)
-        seen.add(name)
-    return names
-
-
-def merge_classes(data: Dataset, extra: list[str]) -> tuple[list[str], list[str]]:
-    """(DATA's class names followed by those of `extra` it lacks, the appended ones)."""
-    new = [n for n in extra if n not in data.class_names]
-    return [*data.class_names, *new], new
 
 
 def suggestions(emb: Embeddings, rows: np.ndarray, class_names: list[str],

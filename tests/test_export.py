@@ -243,7 +243,7 @@ def test_bad_inputs_exit_2_one_line_nothing_written(pool: Path, tmp_path: Path) 
     ds = read_dataset(str(data))
     dup = tmp_path / "dup.h5"
     write_dataset(str(dup), Dataset(ds.images, ds.labels, [], [*ds.ids[:-1], ds.ids[0]], {}))
-    refused(lab, "-d", dup, fragments=("dup.h5", "twice", repr(ds.ids[0])))
+    refused(lab, "-d", dup, fragments=("dup.h5", "not unique", repr(ds.ids[0])))
     refused(lab, "-d", data, fragments=("pool.h5", "class_names", "--classes"), out=tmp_path / "t.json")
     refused(lab, "-d", data, "--suggest", pool / "pool.h5", fragments=("pool.h5",))
     no_probs = tmp_path / "feats.h5"
@@ -256,7 +256,7 @@ def test_bad_inputs_exit_2_one_line_nothing_written(pool: Path, tmp_path: Path) 
     refused(lab, "-d", data, "--suggest", short, "--classes", "a,b", fragments=("short.h5", "no feature row"))
     refused(lab, "-d", data, "--json", fragments=("--json",), out=Path("-"))
     refused(lab, "-d", data, "-f", "label-studio", "--classes", "a,b", fragments=("--config-out",), out=Path("-"))
-    refused(lab, "-d", data, "--classes", "a,,b", fragments=("--classes",), out=tmp_path / "t.json")
+    refused(lab, "-d", data, "--classes", ",", fragments=("--classes", "no class names"), out=tmp_path / "t.json")
     refused(lab, "-d", data, "--copy-to", tmp_path / "w.csv", fragments=("same file",))
 
 

@@ -60,9 +60,10 @@ images root; a file already in DIR under a name alcli writes must hold exactly w
 def command(labeled_path: str, dataset_path: str, output: str, fmt: str | None, picks: str, url_prefix: str | None,
             copy_to: str | None, images_root: str | None, suggest_path: str | None, classes: str | None,
             config_out: str | None, as_json: bool) -> None:
-    from alcli import copyto, worklist
-    from alcli.artifacts import read_dataset, read_embeddings, read_labeled
-    from alcli.artifacts.io import STDIO, check_output
+    from alcli import copyto, labelling, worklist
+    from alcli.artifacts import read_embeddings, read_labeled
+    from alcli.artifacts.dataset import dataset_from
+    from alcli.artifacts.io import STDIO, check_output, open_input
 
     if as_json and output == STDIO:
         raise AlcliError("--json prints to stdout, so the work list needs -o FILE", "--json")
@@ -78,12 +79,13 @@ def command(labeled_path: str, dataset_path: str, output: str, fmt: str | None, 
         if not (copy_to and path != STDIO and _same_folder(os.path.dirname(os.path.abspath(path)), copy_to)):
             check_output(path)  # (a list inside --copy-to DIR: DIR is made before the list is written)
 
-    data = read_dataset(dataset_path)
+    with open_input(dataset_path) as src:  # the pixels only when they are copied
+        data = dataset_from(src, with_images=copy_to is not None)
     labeled = read_labeled(labeled_path)
     worklist.check_pool(labeled, data)
-    worklist.check_unique_ids(data)
+    labelling.check_unique_ids(data)
     rows, scores = worklist.picked(labeled, data, picks)
-    class_names, appended = worklist.merge_classes(data, worklist.parse_classes(classes) if classes else [])
+    class_names, appended = labelling.class_names(data.class_names, classes)
     if fmt == "label-studio" and not class_names:
         raise AlcliError("has no class_names (packed --unlabelled?): label_config.xml needs them; give "
                          "--classes a,b,c or --classes FILE", data.name)
@@ -94,7 +96,8 @@ def command(labeled_path: str, dataset_path: str, output: str, fmt: str | None, 
         version = worklist.model_version(emb)
 
     copies = todo = None
-    names = [data.row_ids()[r] for r in rows.tolist()]
+    ids = data.row_ids()
+    names = [ids[r] for r in rows.tolist()]
     if copy_to is not None:
         root = copyto.images_root(data, images_root)
         copies = copyto.plan(data, rows, root)
