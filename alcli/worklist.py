@@ -87,6 +87,8 @@ def picked(labeled: LabeledSet, data: Dataset, which: str) -> tuple[np.ndarray, 
     in DATA is still -1, ascending, without scores."""
     if which == "last":
         rows = np.asarray(labeled.last_picks, np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= data.n):
+            raise AlcliError(f"'last_picks' holds rows outside the pool [0, {data.n})", labeled.name)
         raw = labeled.last_scores if labeled.last_scores.shape == rows.shape else np.full(rows.size, np.nan)
         scores = [float(s) if math.isfinite(s) else None for s in raw.tolist()]
         return rows, scores
