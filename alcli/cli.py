@@ -68,5 +68,9 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
+    from alcli import entry
+
+    entry.exiting()
     sys.stderr.write(f"alcli: error: {message}\n")
+    sys.stderr.flush()
     sys.exit(code)

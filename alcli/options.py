@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from alcli import entry
 from alcli.errors import AlcliError
 
 STDIO = "-"
@@ -54,6 +55,7 @@ class Command(click.Command):
                     continue
                 (inputs if param.type.role == "input" else outputs).append((_flag(param), value))
         check_distinct(outputs, inputs)
+        entry.announce("running")
         return super().invoke(ctx)
 
 

@@ -38,9 +38,12 @@ def display_name(path: str) -> str:
 
 def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(_CHUNK), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise AlcliError(f"cannot read ({exc.strerror or exc})", path) from None
     return digest.hexdigest()
 
 
@@ -60,6 +63,7 @@ def _spool_stdin() -> tuple[str, str]:
     """Copy stdin to a temporary file; return (path, sha256). Empty stdin is an error."""
     digest = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(prefix="alcli-stdin-", suffix=".h5")
+    temp_files.add(tmp)
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:
@@ -68,11 +72,14 @@ def _spool_stdin() -> tuple[str, str]:
                 digest.update(block)
                 out.write(block)
                 size += len(block)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError):
+            raise AlcliError(f"cannot spool stdin to {tempfile.gettempdir()} ({exc.strerror or exc})",
+                             "<stdin>") from None
         raise
     if size == 0:
-        os.unlink(tmp)
+        _remove(tmp)
         raise AlcliError("empty input: nothing arrived on stdin", "<stdin>")
     return tmp, digest.hexdigest()
 
@@ -100,7 +107,7 @@ def open_input(path: str) -> Iterator[Input]:
         real = spooled
         with open(real, "rb") as fh:
             if fh.read(8) != _HDF5_SIGNATURE:
-                os.unlink(real)
+                _remove(real)
                 raise AlcliError("not an HDF5 file", name)
     else:
         _check_readable(path)
@@ -109,13 +116,42 @@ def open_input(path: str) -> Iterator[Input]:
     try:
         try:
             handle = h5py.File(real, "r")
-        except OSError as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             raise AlcliError(f"truncated or corrupt HDF5 file ({_short(exc)})", name) from None
-        with handle:
+        with handle, reading(name):
             yield Input(handle, name, sha)
     finally:
         if spooled is not None:
-            os.unlink(spooled)
+            _remove(spooled)
+
+
+# What reading a damaged or hand-made file can raise from h5py/HDF5 (OSError, RuntimeError, KeyError),
+# from a value of the wrong type or shape (TypeError, ValueError, IndexError, OverflowError) or from text
+# that is not UTF-8 or JSON (UnicodeError is a ValueError).
+READ_ERRORS = (OSError, RuntimeError, KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError)
+
+
+@contextlib.contextmanager
+def reading(name: str) -> Iterator[None]:
+    """The one place where a failure to read an input becomes a one-line AlcliError naming the file.
+    Wraps only the code that reads (the `with open_input(...)` block of each artifact reader)."""
+    try:
+        yield
+    except AlcliError:
+        raise
+    except READ_ERRORS as exc:
+        raise AlcliError(f"corrupt or malformed ({type(exc).__name__}: {_short(exc)})", name) from None
+
+
+def _why(exc: BaseException) -> str:
+    """An OS error in words ('No space left on device'), else the exception's text, short."""
+    number = getattr(exc, "errno", None)
+    if isinstance(number, int) and number > 0:
+        return os.strerror(number)
+    import re
+
+    found = re.search(r"errno = (\d+)", str(exc))  # HDF5 puts the errno in its message
+    return os.strerror(int(found.group(1))) if found else _short(exc)
 
 
 def _short(exc: BaseException) -> str:
@@ -260,28 +296,78 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     over it on success only; for `-` it is streamed to stdout on success. Removed on any failure."""
     check_output(path)
     folder = None if path == STDIO else os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".alcli-tmp-", suffix=suffix, dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".alcli-tmp-", suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise AlcliError(f"cannot create a temporary file beside it ({exc.strerror or exc})", path) from None
+    temp_files.add(tmp)
     os.close(fd)
     try:
-        yield tmp
-        if path == STDIO:
-            with open(tmp, "rb") as fh:
-                shutil.copyfileobj(fh, sys.stdout.buffer, _CHUNK)
-            sys.stdout.buffer.flush()
-            os.unlink(tmp)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
+        try:
+            yield tmp
+        except OSError as exc:
+            if not _is_write_error(exc):
+                raise
+            raise AlcliError(f"cannot write ({_why(exc)})", display_output(path)) from None
+        try:
+            if path == STDIO:
+                with open(tmp, "rb") as fh:
+                    shutil.copyfileobj(fh, sys.stdout.buffer, _CHUNK)
+                sys.stdout.buffer.flush()
+                _remove(tmp)
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
+                os.replace(tmp, path)
+                temp_files.discard(tmp)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise AlcliError(f"cannot write ({_why(exc)})", display_output(path)) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
+
+
+# Temporary files alive in this process: removed on failure, and by the interrupt watchdog (alcli.entry)
+# when a Ctrl-C cannot reach the main thread in time (a long native call).
+temp_files: set[str] = set()
+
+
+def _remove(path: str) -> None:
+    temp_files.discard(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def display_output(path: str) -> str:
+    return "<stdout>" if path == STDIO else path
+
+
+def _is_write_error(exc: OSError) -> bool:
+    """A failure of the output itself (full disk, file size limit, I/O error), as opposed to an OSError
+    from reading an input inside the writer's block (those are AlcliErrors already)."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS):
+        return True
+    text = str(exc).lower()  # h5py may report HDF5 write failures without an errno
+    return any(w in text for w in ("write", "no space", "file too large", "flush", "extend file"))
 
 
 @contextlib.contextmanager
 def create_output(path: str) -> Iterator[h5py.File]:
     """Yield a writable h5py.File; on success it lands at `path` (atomic rename) or on stdout."""
-    with atomic_path(path, ".h5") as tmp, h5py.File(tmp, "w") as handle:
-        yield handle
+    with atomic_path(path, ".h5") as tmp:
+        handle = h5py.File(tmp, "w")
+        try:
+            yield handle
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                handle.close()
+            raise
+        try:
+            handle.close()  # flushes: a full disk often shows here first
+        except (OSError, RuntimeError) as exc:
+            raise AlcliError(f"cannot write ({_why(exc)})", display_output(path)) from None
