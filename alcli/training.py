@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,7 +17,11 @@ from alcli.artifacts.checkpoint import Checkpoint, read_checkpoint
 from alcli.artifacts.dataset import Dataset
 from alcli.errors import AlcliError
 
+if TYPE_CHECKING:
+    from alcli.semisupervised import PseudoLabels
+
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
+SEMI_SUPERVISED = ("none", "fixmatch")
 
 
 @dataclass
@@ -29,12 +34,21 @@ class Recipe:
     augment: bool = False
     seed: int = 0
     device: str = "auto"
+    semi_supervised: str = "none"
+    threshold: float = 0.95
+    mu: int = 7
+    unlabeled_weight: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def hparams(self, device: torch.device) -> dict[str, Any]:
+        semi: dict[str, Any] = {"semi_supervised": self.semi_supervised}
+        if self.semi_supervised != "none":
+            from alcli import semisupervised
+
+            semi.update(semisupervised.hparams(self))
         return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "optimizer": self.optimizer,
                 "augment": self.augment, "seed": self.seed, "device": device.type,
-                "threads": torch.get_num_threads() if device.type == "cpu" else 0, **self.extra}
+                "threads": torch.get_num_threads() if device.type == "cpu" else 0, **semi, **self.extra}
 
 
 def check_recipe(recipe: Recipe) -> None:
@@ -48,6 +62,15 @@ def check_recipe(recipe: Recipe) -> None:
     if recipe.optimizer not in OPTIMIZERS:
         raise AlcliError(f"unknown optimizer {recipe.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}",
                          "--optimizer")
+    if recipe.semi_supervised not in SEMI_SUPERVISED:
+        raise AlcliError(f"unknown method {recipe.semi_supervised!r}; choose one of {', '.join(SEMI_SUPERVISED)}",
+                         "--semi-supervised")
+    if not 0.0 <= recipe.threshold <= 1.0:
+        raise AlcliError(f"must be in [0, 1], got {recipe.threshold}", "--threshold")
+    if recipe.mu < 1:
+        raise AlcliError(f"must be at least 1, got {recipe.mu}", "--mu")
+    if not (recipe.unlabeled_weight >= 0 and np.isfinite(recipe.unlabeled_weight)):
+        raise AlcliError(f"must be a finite number ≥ 0, got {recipe.unlabeled_weight}", "--unlabeled-weight")
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:
@@ -74,6 +97,44 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np
     return out
 
 
+@dataclass
+class Setup:
+    """What every training loop starts from: device, input shape, normalisation, model, optimizer."""
+
+    device: torch.device
+    shape: tuple[int, int, int]
+    mean: np.ndarray
+    std: np.ndarray
+    net: models.Net
+    opt: torch.optim.Optimizer
+    t_start: float
+
+    def checkpoint(self, dataset: Dataset, recipe: Recipe, losses: np.ndarray, seconds: np.ndarray,
+                   labeled_count: int) -> Checkpoint:
+        return Checkpoint(
+            arch=recipe.arch, state=models.state_arrays(self.net), mean=self.mean, std=self.std,
+            input_shape=self.shape, num_classes=dataset.num_classes, class_names=list(dataset.class_names),
+            hparams=recipe.hparams(self.device), loss=losses, epoch_seconds=seconds, labeled_count=labeled_count,
+            seconds=time.perf_counter() - self.t_start,
+        )  # fmt: skip
+
+
+def setup(dataset: Dataset, stats_rows: np.ndarray, recipe: Recipe) -> Setup:
+    """Resolve the device, compute the normalisation over `stats_rows`, build the seeded model."""
+    device = models.resolve_device(recipe.device)
+    deterministic(device)
+    shape = data.input_shape(dataset.images)
+    mean, std = data.channel_stats(dataset.images, stats_rows)
+    net = models.build(recipe.arch, shape, dataset.num_classes, seed=recipe.seed).to(device)
+    opt = make_optimizer(recipe.optimizer, net.parameters(), recipe.lr)
+    return Setup(device, shape, mean, std, net, opt, time.perf_counter())
+
+
+def check_loss(loss: float, epoch: int) -> None:
+    if not np.isfinite(loss):
+        raise AlcliError(f"training diverged (loss {loss} in epoch {epoch + 1}): lower it", "--lr")
+
+
 def train(
     dataset: Dataset,
     rows: np.ndarray,
@@ -81,18 +142,31 @@ def train(
     *,
     source: str = "--labeled",
     on_epoch: Callable[[int, float], None] | None = None,
+    pseudo: PseudoLabels | None = None,
+    unlabeled: np.ndarray | None = None,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[models.Net, Checkpoint]:
-    """Train recipe.arch from scratch on dataset rows `rows`; return the model and its checkpoint."""
+    """Train recipe.arch from scratch on dataset rows `rows` (plus `pseudo`-labelled rows, CEAL); with
+    recipe.semi_supervised also on the `unlabeled` rows (`stats` receives FixMatch's per-epoch mask rate).
+    Return the model and its checkpoint."""
     check_recipe(recipe)
     labels_np = data.labels_for_training(dataset, rows, source)
     if rows.size < 2:
         raise AlcliError(f"needs at least 2 labelled rows to train, got {rows.size}", source)
-    device = models.resolve_device(recipe.device)
-    deterministic(device)
-    shape = data.input_shape(dataset.images)
-    mean, std = data.channel_stats(dataset.images, rows)
-    net = models.build(recipe.arch, shape, dataset.num_classes, seed=recipe.seed).to(device)
-    opt = make_optimizer(recipe.optimizer, net.parameters(), recipe.lr)
+    labeled_count = int(rows.size)
+    if pseudo is not None:
+        recipe = dataclasses.replace(recipe, extra={**recipe.extra, **pseudo.hparams()})
+        rows = np.concatenate([rows, pseudo.rows])
+        labels_np = np.concatenate([labels_np, pseudo.labels])
+    if recipe.semi_supervised != "none":
+        from alcli import semisupervised
+
+        if unlabeled is None:
+            raise AlcliError("semi-supervised training needs unlabelled rows", "--semi-supervised")
+        return semisupervised.train(dataset, rows, labels_np, unlabeled, recipe, labeled_count=labeled_count,
+                                    on_epoch=on_epoch, stats=stats)
+    run = setup(dataset, rows, recipe)
+    net, opt, device = run.net, run.opt, run.device
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -100,13 +174,12 @@ def train(
     plan = [batches(rows.size, recipe.batch_size, rng) for _ in range(recipe.epochs)]
     total = sum(len(p) for p in plan)
     losses, seconds = np.zeros(recipe.epochs), np.zeros(recipe.epochs)
-    t_start = time.perf_counter()
     steps = ((e, b) for e, epoch in enumerate(plan) for b in epoch)
     sums = np.zeros(recipe.epochs)
     t_epoch = time.perf_counter()
     net.train()
     for epoch, pos in console.progress(steps, total, f"train {recipe.arch}"):
-        x = data.batch_tensor(dataset.images, rows[pos], mean, std, augment=recipe.augment, generator=gen)
+        x = data.batch_tensor(dataset.images, rows[pos], run.mean, run.std, augment=recipe.augment, generator=gen)
         y = labels[pos]
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         opt.zero_grad(set_to_none=True)
@@ -118,17 +191,10 @@ def train(
             losses[epoch] = sums[epoch] / rows.size
             now = time.perf_counter()
             seconds[epoch], t_epoch = now - t_epoch, now
-            if not np.isfinite(losses[epoch]):
-                raise AlcliError(f"training diverged (loss {losses[epoch]} in epoch {epoch + 1}): lower it",
-                                 "--lr")
+            check_loss(float(losses[epoch]), epoch)
             if on_epoch is not None:
                 on_epoch(epoch, float(losses[epoch]))
-    ckpt = Checkpoint(
-        arch=recipe.arch, state=models.state_arrays(net), mean=mean, std=std, input_shape=shape,
-        num_classes=dataset.num_classes, class_names=list(dataset.class_names), hparams=recipe.hparams(device),
-        loss=losses, epoch_seconds=seconds, labeled_count=int(rows.size), seconds=time.perf_counter() - t_start,
-    )  # fmt: skip
-    return net, ckpt
+    return net, run.checkpoint(dataset, recipe, losses, seconds, labeled_count)
 
 
 def load_model(path: str, device: str = "auto") -> tuple[models.Net, Checkpoint]:

@@ -28,16 +28,35 @@ _ARCHS = ("small", "vgg16", "resnet18")
 @click.option("--threads", type=int, default=0, show_default=True,
               help="torch CPU threads (0: torch's default, one per core). Weights are reproducible for the same"
                    " seed, device and thread count; 1 is often faster for the small CNN on a busy machine.")
+@click.option("--exclude", "exclude_paths", multiple=True, type=INPUT, metavar="LABELED.h5",
+              help="Rows never to train on, not even unlabelled or pseudo-labelled (e.g. the test split). Repeatable.")
+@click.option("--semi-supervised", "semi", default="none", show_default=True,
+              type=click.Choice(("none", "fixmatch")),
+              help="fixmatch: also learn from every row that is neither labelled nor excluded (Sohn et al. 2020);"
+                   " an epoch is then one pass over those unlabelled rows, and --augment is implied.")
+@click.option("--threshold", type=float, default=0.95, show_default=True,
+              help="FixMatch: confidence a weak view needs for its pseudo-label to count.")
+@click.option("--mu", type=int, default=7, show_default=True,
+              help="FixMatch: unlabelled images per labelled image in a batch.")
+@click.option("--unlabeled-weight", type=float, default=1.0, show_default=True,
+              help="FixMatch: weight of the unlabelled loss.")
+@click.option("--pseudo-labels", "pseudo_path", type=INPUT, metavar="EMB.h5",
+              help="CEAL: add the rows of EMB.h5 (from `alcli embed`) whose softmax entropy is below"
+                   " --pseudo-threshold, with their predicted class, for this run only.")
+@click.option("--pseudo-threshold", type=float, metavar="NATS",
+              help="CEAL's δ: entropy (nats) below which a row is pseudo-labelled.")
 @click.option("-o", "--output", required=True, type=OUTPUT, metavar="CKPT.h5",
               help="Where the checkpoint goes (- = stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON line on stdout.")
 def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size: int, lr: float, optimizer: str,
-            augment: bool, seed: int, device: str, threads: int, output: str, as_json: bool) -> None:
+            augment: bool, seed: int, device: str, threads: int, exclude_paths: tuple[str, ...], semi: str,
+            threshold: float, mu: int, unlabeled_weight: float, pseudo_path: str | None,
+            pseudo_threshold: float | None, output: str, as_json: bool) -> None:
     """Train ARCH from scratch on the rows of LABELED.h5 in DATA.h5 (an alcli.dataset or a plain
     images/labels HDF5 file). The checkpoint holds the weights, the normalisation and the training log."""
     import numpy as np
 
-    from alcli import data, training
+    from alcli import data, semisupervised, training
     from alcli.artifacts.checkpoint import write_checkpoint
     from alcli.artifacts.io import check_output
     from alcli.artifacts.labeled import read_labeled
@@ -53,14 +72,32 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
 
         torch.set_num_threads(threads)
     recipe = training.Recipe(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                             augment=augment, seed=seed, device=device)
+                             augment=augment, seed=seed, device=device, semi_supervised=semi, threshold=threshold,
+                             mu=mu, unlabeled_weight=unlabeled_weight)
     training.check_recipe(recipe)
+    if (pseudo_path is None) != (pseudo_threshold is None):
+        raise AlcliError("--pseudo-labels and --pseudo-threshold go together", "--pseudo-threshold")
     ds = data.load(dataset)
     lab = read_labeled(labeled_path)
     if lab.pool_size != ds.n:
         raise AlcliError(f"is for a pool of {lab.pool_size} rows, {ds.name} has {ds.n}", lab.name)
-    net, ckpt = training.train(ds, lab.indices, recipe, source=lab.name)
+    everything = np.arange(ds.n, dtype=np.int64)
+    excluded = np.setdiff1d(everything, data.exclude_rows(everything, exclude_paths, ds.n))
+    both = np.intersect1d(lab.indices, excluded)
+    if both.size:
+        raise AlcliError(f"row {int(both[0])} is labelled in {lab.name} and excluded ({both.size} such rows)",
+                         "--exclude")
+    pseudo = None
+    if pseudo_path is not None and pseudo_threshold is not None:
+        pseudo = semisupervised.read_pseudo_labels(pseudo_path, pseudo_threshold, ds.n, ds.num_classes,
+                                                   np.union1d(lab.indices, excluded))
+    unlabeled = np.setdiff1d(everything, np.union1d(lab.indices, excluded)) if semi != "none" else None
+    stats: dict = {}
+    net, ckpt = training.train(ds, lab.indices, recipe, source=lab.name, pseudo=pseudo, unlabeled=unlabeled,
+                               stats=stats)
     ckpt.parents = {"dataset": ds.sha256, "labeled": lab.sha256}
+    if pseudo is not None:
+        ckpt.parents["pseudo_labels"] = pseudo.source
     ckpt.labeled_method = str(lab.attrs.get("method", ""))
     ckpt.labeled_round = lab.next_round - 1
     write_checkpoint(output, ckpt)
@@ -69,8 +106,18 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
         "arch": arch, "labeled_count": int(lab.indices.size), "epochs": epochs,
         "final_loss": float(ckpt.loss[-1]), "seconds": round(ckpt.seconds, 3),
         "device": ckpt.hparams["device"], "class_counts": dict(zip(ds.class_names, map(int, counts), strict=True)),
+        "semi_supervised": semi,
     }  # fmt: skip
+    extra = ""
+    if pseudo is not None:
+        info["pseudo_count"] = int(pseudo.rows.size)
+        extra += f" + {pseudo.rows.size} pseudo-labelled (entropy < {pseudo_threshold:g})"
+    if stats:
+        info.update(unlabeled_count=stats["unlabeled_count"], steps=stats["steps"],
+                    mask_rate=round(stats["mask_rate"][-1], 4))
+        extra += (f" + {stats['unlabeled_count']} unlabelled (fixmatch, {stats['steps']} steps; last epoch"
+                  f" {100 * stats['mask_rate'][-1]:.0f}% above τ={threshold:g})")
     if as_json:
         console.emit_json(info)
-    console.say(f"[bold]train {arch}[/]: {lab.indices.size} labelled images, {epochs} epochs on {info['device']}"
-                f" · loss {ckpt.loss[0]:.4g} → {ckpt.loss[-1]:.4g} · {ckpt.seconds:.1f} s → {output}")
+    console.say(f"[bold]train {arch}[/]: {lab.indices.size} labelled images{extra}, {epochs} epochs on"
+                f" {info['device']} · loss {ckpt.loss[0]:.4g} → {ckpt.loss[-1]:.4g} · {ckpt.seconds:.1f} s → {output}")
