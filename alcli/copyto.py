@@ -58,7 +58,8 @@ def plan(data: Dataset, rows: np.ndarray, root: str | None) -> list[Copy]:
     for row in rows.tolist():
         name = ids[row]
         parts = name.split("/")
-        if name.startswith("/") or "\\" in name or "\0" in name or any(p in ("", ".", "..") for p in parts):
+        if (name.startswith("/") or "\\" in name or any(ord(ch) < 32 for ch in name)
+                or any(p in ("", ".", "..") for p in parts)):
             raise AlcliError(f"id {name!r} (row {row}) is not a plain relative path: it cannot name a file "
                              "under --copy-to", data.name)
         original = None

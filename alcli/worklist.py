@@ -148,16 +148,23 @@ def render(items: list[Item], fmt: str, suggest: bool, version: str = "") -> str
     if fmt == "csv":
         return _csv(items, suggest)
     if fmt == "jsonl":
-        return "".join(json.dumps(_record(i, suggest), ensure_ascii=False) + "\n" for i in items)
+        return "".join(_json(_record(i, suggest)) + "\n" for i in items)
     if fmt == "label-studio":
         tasks = [_task(i, suggest, version) for i in items]
-        return "[\n" + ",\n".join(json.dumps(t, ensure_ascii=False) for t in tasks) + ("\n]\n" if tasks else "]\n")
+        return "[\n" + ",\n".join(_json(t) for t in tasks) + ("\n]\n" if tasks else "]\n")
     if fmt == "txt":
         bad = next((i for i in items if "\n" in i.id or "\r" in i.id), None)
         if bad is not None:
             raise AlcliError(f"id of row {bad.row} holds a line break: use csv or jsonl", "--format")
         return "".join(i.id + "\n" for i in items)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _json(obj: object) -> str:
+    """Compact JSON keeping unicode readable, except the characters Python's str.splitlines() breaks lines
+    at (U+0085, U+2028, U+2029; JSON escapes the rest), so a JSON line is always one line."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return text.replace("\u0085", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _record(item: Item, suggest: bool) -> dict[str, object]:
@@ -170,7 +177,9 @@ def _record(item: Item, suggest: bool) -> dict[str, object]:
 
 def _csv(items: list[Item], suggest: bool) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    # Python 3.11's writer quotes only the line terminator's characters: a lone \r would go out bare
+    carriage = any("\r" in f"{i.id}{i.image}{i.suggestion or ''}" for i in items)
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL if carriage else csv.QUOTE_MINIMAL)
     writer.writerow(COLUMNS + (SUGGEST_COLUMNS if suggest else ()))
     for item in items:
         score = "" if item.score is None else repr(item.score)

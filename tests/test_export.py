@@ -13,8 +13,11 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 from conftest import SAMPLE, assert_one_line_error, run_alcli, shell
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
+from alcli import worklist
 from alcli.artifacts import Dataset, Embeddings, read_dataset, read_labeled, write_dataset, write_embeddings
 
 # spaces, unicode, nesting, and characters a URL must encode ('#', '?', '%')
@@ -272,3 +275,27 @@ def test_config_sibling_and_csv_quoting(pool: Path, tmp_path: Path) -> None:
     run_alcli("export", pool / "l1.h5", "-d", tmp_path / "odd.h5", "-o", tmp_path / "odd.csv", check=True)
     table = list(csv.DictReader(io.StringIO((tmp_path / "odd.csv").read_text(encoding="utf-8"))))
     assert [r["id"] for r in table] == [odd[r] for r in expected(pool)[1]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(ids=st.lists(st.text(st.characters(exclude_characters="\0", exclude_categories=("Cs",)), min_size=1),
+                    min_size=1, max_size=6, unique=True),
+       scores=st.lists(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)), min_size=6,
+                       max_size=6))
+def test_every_format_round_trips_any_id(ids: list[str], scores: list[float | None]) -> None:
+    """Whatever the ids hold (commas, quotes, line breaks, '?#%', unicode), csv and jsonl give them back
+    exactly, scores round-trip, and a prefixed URL decodes to the id."""
+    rows = np.arange(len(ids))[::-1]
+    data = Dataset(np.zeros((len(ids), 1, 1), np.uint8), np.full(len(ids), -1), [], ids)
+    names = [ids[r] for r in rows]
+    items = worklist.build(data, rows, scores[: len(ids)], [worklist.image_field(n, "/p/?d=") for n in names])
+    table = list(csv.reader(io.StringIO(worklist.render(items, "csv", False), newline="")))
+    assert table[0] == COLUMNS and [r[0] for r in table[1:]] == names
+    assert [None if r[3] == "" else float(r[3]) for r in table[1:]] == scores[: len(ids)]
+    records = [json.loads(line) for line in worklist.render(items, "jsonl", False).splitlines(keepends=False)
+               if line]
+    assert [r["id"] for r in records] == names and [r["score"] for r in records] == scores[: len(ids)]
+    tasks = json.loads(worklist.render(items, "label-studio", False))
+    assert [t["data"]["alcli_id"] for t in tasks] == names
+    assert [unquote(t["data"]["image"][len("/p/?d="):]) for t in tasks] == names
+    assert all(not set(t["data"]["image"][len("/p/?d="):]) & set(" ?#\n,\"") for t in tasks)
