@@ -50,14 +50,16 @@ class Problems:
     one line, e.g. `3 unknown ids (a.png, b.png, c.png); 1 unknown class name (doggo)`."""
 
     def __init__(self) -> None:
-        self._kinds: dict[tuple[str, str], tuple[int, list[str]]] = {}
+        self._kinds: dict[tuple[str, ...], tuple[int, list[str], bool]] = {}
         self.sources: list[str] = []
 
-    def add(self, kind: tuple[str, str], example: str, source: str | None = None, count: int = 1) -> None:
-        n, examples = self._kinds.get(kind, (0, []))
-        if example and len(examples) < EXAMPLES and example not in examples:
-            examples.append(example)
-        self._kinds[kind] = (n + count, examples)
+    def add(self, kind: tuple[str, ...], example: str, source: str | None = None, count: int = 1) -> None:
+        """`kind` = (singular, plural[, hint]); `count` problems of that kind, shown by `example`."""
+        n, examples, cut = self._kinds.get(kind, (0, [], False))
+        if example and example not in examples:
+            cut = cut or len(examples) >= EXAMPLES
+            examples += [example] if len(examples) < EXAMPLES else []
+        self._kinds[kind] = (n + count, examples, cut or not example)
         if source is not None and source not in self.sources:
             self.sources.append(source)
 
@@ -66,10 +68,10 @@ class Problems:
 
     def message(self) -> str:
         parts = []
-        for (one, many), (n, examples) in self._kinds.items():
-            more = ", …" if n > len(examples) else ""
-            listed = f" ({', '.join(examples)}{more})" if examples else ""
-            parts.append(f"{n} {one if n == 1 else many}{listed}")
+        for kind, (n, examples, cut) in self._kinds.items():
+            listed = f" ({', '.join(examples)}{', …' if cut else ''})" if examples else ""
+            hint = f": {kind[2]}" if len(kind) > 2 else ""
+            parts.append(f"{n} {kind[0] if n == 1 else kind[1]}{listed}{hint}")
         return "; ".join(parts)
 
     def source(self) -> str | None:
@@ -143,7 +145,7 @@ def read_answers(path: str, fmt: str = "auto", fields: Fields | None = None,
             _parse_text(text, fmt, fields, out, problems)
         except _Malformed as exc:
             problems.add(MALFORMED, f"{name}: {exc}", name)
-            return out
+            return Answers(name, out.sha256, out.format)
     if not out.ids and not problems.sources.count(name):
         problems.add(MALFORMED, f"{name}: holds no answers", name)
     return out
@@ -171,6 +173,9 @@ def _parse_text(text: str, fmt: str, fields: Fields, out: Answers, problems: Pro
         records = _csv_records(text)
         header = next(records)[1]
         flavour = "ls" if fmt == "label-studio-csv" or (fmt == "auto" and _ls_keys(header)) else "alcli"
+        wanted = [fields.id] if fields.id else ["alcli_id", "alcli_row", "image"] if flavour == "ls" else ["id", "row"]
+        if not set(wanted) & set(header):
+            raise _Malformed(f"no {' or '.join(map(repr, wanted))} column (columns: {', '.join(header)[:80]})")
         out.format = "label-studio-csv" if flavour == "ls" else "csv"
         _flat(records, flavour, fields, out, problems)
         return

@@ -36,10 +36,8 @@ AMBIGUOUS = ("ambiguous id", "ambiguous ids")
 BAD_ROW = ("row outside the data set", "rows outside the data set")
 DISAGREE = ("id and row that disagree", "ids and rows that disagree")
 UNKNOWN_CLASS = ("unknown class name", "unknown class names")
-CONFLICT = ("row with disagreeing answers (use --resolve majority|latest)",
-            "rows with disagreeing answers (use --resolve majority|latest)")
-RELABEL = ("row already labelled with another class (use --relabel)",
-           "rows already labelled with another class (use --relabel)")
+CONFLICT = ("row with disagreeing answers", "rows with disagreeing answers", "use --resolve majority|latest")
+RELABEL = ("row already labelled with another class", "rows already labelled with another class", "use --relabel")
 _SKIP, _NONE = -2, -1
 
 
@@ -162,7 +160,7 @@ def codes(answers: list[Answers], names: list[str], problems: Problems) -> np.nd
                 out[k] = code
             k += 1
         for label, count in unknown.items():
-            problems.add(UNKNOWN_CLASS, label, ans.name, count)
+            problems.add(UNKNOWN_CLASS, label if count == 1 else f"{label} ×{count}", ans.name)
     return out
 
 
@@ -187,7 +185,8 @@ def merge(data: Dataset, answers: list[Answers], *, classes: str | None = None, 
     if changed.any() and not relabel:
         for r, was, now in zip(chosen_rows[changed][:10], old[changed][:10], chosen[changed][:10], strict=True):
             problems.add(RELABEL, f"{_name(data, r)}: {names[was]} → {names[now]}")
-        problems.add(RELABEL, "", count=int(changed.sum()) - min(10, int(changed.sum())))
+        if changed.sum() > 10:
+            problems.add(RELABEL, "", count=int(changed.sum()) - 10)
     if problems:
         raise AlcliError(problems.message(), problems.source() or ", ".join(a.name for a in answers[:3]))
     labels = data.labels.copy()
