@@ -7,8 +7,8 @@ not (row numbers, other extensions). `manifest.csv` (`file,id,row`) maps the fil
 
 Overwrites: DIR may already hold files under the names alcli writes only when their content is what
 alcli would write (so re-running an export is safe); any other file there is an error before anything
-is written. DIR must not be the images root nor lie inside it (a later `pack` would take the copies
-for new images).
+is written. DIR must not be the images root or the folder `pack` read, nor lie inside them (a later
+`pack` would take the copies for new images).
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ def images_root(data: Dataset, given: str | None) -> str | None:
         if not os.path.isdir(given):
             raise AlcliError("no such folder" if not os.path.exists(given) else "is not a folder", given)
         return given
+    return pack_folder(data)
+
+
+def pack_folder(data: Dataset) -> str | None:
+    """The folder `pack` read (its `source` attr), when it still exists."""
     source = str(data.attrs.get("source", ""))
     if source.startswith(_PACK_SOURCE) and os.path.isdir(source[len(_PACK_SOURCE):]):
         return source[len(_PACK_SOURCE):]
@@ -93,15 +98,16 @@ def manifest(copies: list[Copy]) -> str:
 
 
 def check(copies: list[Copy], dest: str, root: str | None, data: Dataset, outputs: list[str]) -> list[Copy]:
-    """Refuse a DIR that is (inside) the images root, holds a different file under a name alcli writes,
-    or would have a copy land on another output; return the copies still to write (the rest are there)."""
+    """Refuse a DIR that is (inside) the images root or the folder `pack` read, holds a different file
+    under a name alcli writes, or would have a copy land on another output; return the copies still to
+    write (the rest are there)."""
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise AlcliError("is not a folder", dest)
-    if root is not None:
-        real_root, real_dest = os.path.realpath(root), os.path.realpath(dest)
+    for folder in {root, pack_folder(data)} - {None}:
+        real_root, real_dest = os.path.realpath(str(folder)), os.path.realpath(dest)
         if real_dest == real_root or real_dest.startswith(real_root.rstrip(os.sep) + os.sep):
-            raise AlcliError(f"is inside the images root {root}: a later `pack` would take the copies for new "
-                             "images; copy to a folder outside it", dest)
+            raise AlcliError(f"is inside the images root {folder}: a later `pack` would take the copies for "
+                             "new images; copy to a folder outside it", dest)
     listing = os.path.join(dest, MANIFEST_NAME)
     for out in outputs:
         if same_file(listing, out):

@@ -189,6 +189,13 @@ def test_copy_to_refuses_conflicts(pool: Path, tmp_path: Path) -> None:
     proc = run_alcli("export", pool / "l1.h5", "-d", pool / "pool.h5", "-o", tmp_path / "x.csv", "--copy-to", inside)
     assert_one_line_error(proc, "inside the images root")
     assert not inside.exists() and not (tmp_path / "x.csv").exists()
+    proc = run_alcli("export", pool / "l1.h5", "-d", pool / "pool.h5", "-o", tmp_path / "x.csv", "--copy-to", inside,
+                     "--images-root", tmp_path)  # the folder pack read is protected whatever the root
+    assert_one_line_error(proc, "inside the images root")
+    proc = run_alcli("export", pool / "l1.h5", "-d", pool / "pool.h5", "-o", tmp_path / "x.csv", "--images-root",
+                     pool / "photos")
+    assert_one_line_error(proc, "--images-root", "--copy-to")
+    assert not inside.exists() and not (tmp_path / "x.csv").exists()
     proc = run_alcli("export", pool / "l1.h5", "-d", pool / "pool.h5", "-o", tmp_path / "x.csv", "--copy-to",
                      pool / "photos", "--images-root", pool / "photos")
     assert_one_line_error(proc, "names the input")

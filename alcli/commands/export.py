@@ -68,6 +68,8 @@ def command(labeled_path: str, dataset_path: str, output: str, fmt: str | None, 
     if as_json and output == STDIO:
         raise AlcliError("--json prints to stdout, so the work list needs -o FILE", "--json")
     fmt = worklist.format_for(output, fmt)
+    if images_root is not None and copy_to is None:
+        raise AlcliError("the originals are only read for --copy-to", "--images-root")
     if config_out is not None and fmt != "label-studio":
         raise AlcliError("only the label-studio format has a label_config.xml", "--config-out")
     config = worklist.config_path(output, config_out) if fmt == "label-studio" else None

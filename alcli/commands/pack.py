@@ -36,7 +36,7 @@ def list_images(folder: str, unlabelled: bool) -> tuple[list[str], list[int], li
         return files, [-1] * len(files), []
     classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     if not classes:
-        raise AlcliError("has no class subfolders (one per class); use --unlabelled for a flat folder", folder)
+        raise AlcliError("has no class subfolders (one per class); use --unlabelled for a pool without classes", folder)
     paths, labels = [], []
     for label, name in enumerate(classes):
         found = images_in(os.path.join(folder, name))
