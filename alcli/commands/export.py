@@ -126,22 +126,25 @@ def _same_folder(a: str, b: str) -> bool:
 
 
 def _report(summary: dict[str, object], as_json: bool, url_prefix: str | None) -> None:
+    from rich.markup import escape
+
     if as_json:
         console.emit_json(summary)
-    where = "stdout" if summary["output"] == "-" else summary["output"]
+    where = "stdout" if summary["output"] == "-" else escape(str(summary["output"]))
     what = "this round's picks" if summary["picks"] == "last" else "labelled rows still without a label"
     line = f"[bold]export[/]: {summary['rows']} rows ({what}) as {summary['format']} → {where}"
     if summary["already_labelled"]:
         line += f" · {summary['already_labelled']} already labelled in the data set"
     if summary["config"]:
-        line += f" · {summary['config']}"
+        line += f" · {escape(str(summary['config']))}"
     counts = summary["copied"]
     if isinstance(counts, dict):
-        line += (f" · images → {os.path.join(str(summary['copy_to']), '')} ({counts['originals']} originals, "
+        line += (f" · images → {escape(os.path.join(str(summary['copy_to']), ''))} ({counts['originals']} originals, "
                  f"{counts['decoded']} decoded as PNG, {counts['unchanged']} already there)")
     console.say(line)
     if summary["classes_appended"]:
-        console.say(f"[yellow]note[/]: class names not in the data set: {', '.join(summary['classes_appended'])}")
+        added = escape(", ".join(map(str, summary["classes_appended"])))
+        console.say(f"[yellow]note[/]: class names not in the data set: {added}")
     if summary["format"] == "label-studio" and url_prefix is None:
         console.say("[yellow]note[/]: image fields are bare file names; Label Studio needs URLs (--url-prefix)")
     if summary["rows"] == 0:
