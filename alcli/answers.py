@@ -91,9 +91,9 @@ class Answers:
     rows: list[int | None] = field(default_factory=list)  # the row the answer names, if any
     labels: list[str | None] = field(default_factory=list)  # a class name; None: no label
     skips: list[bool] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)  # last update (POSIX seconds); NaN: unknown
+    times: list[Any] = field(default_factory=list)  # when last updated, as written (parse_time); None: unknown
 
-    def add(self, id_: str | None, row: int | None, label: str | None, skip: bool, time: float = math.nan) -> None:
+    def add(self, id_: str | None, row: int | None, label: str | None, skip: bool, time: Any = None) -> None:
         self.ids.append(id_)
         self.rows.append(row)
         self.labels.append(label)
@@ -275,9 +275,7 @@ def _flat(records: Iterable[tuple[int, dict[str, Any]]], flavour: str, fields: F
             if skip and label is not None:
                 problems.add(BOTH, id_ or f"row {row}", out.name)
                 continue
-        when = _time(rec.get("updated_at")) if ls else math.nan
-        if ls and math.isnan(when):
-            when = _time(rec.get("created_at"))
+        when = (rec.get("updated_at") or rec.get("created_at")) if ls else None
         out.add(id_, row, label, skip, when)
 
 
@@ -311,8 +309,7 @@ def _tasks(tasks: list[dict[str, Any]], fields: Fields, out: Answers, problems: 
                 problems.add(MALFORMED, f"{out.name}: task {number} has an annotation that is not an object",
                              out.name)
                 continue
-            when = _time(ann.get("updated_at"))
-            when = _time(ann.get("created_at")) if math.isnan(when) else when
+            when = ann.get("updated_at") or ann.get("created_at")
             if ann.get("was_cancelled") or ann.get("skipped"):
                 out.add(id_, row, None, True, when)
                 continue
@@ -321,7 +318,8 @@ def _tasks(tasks: list[dict[str, Any]], fields: Fields, out: Answers, problems: 
                 if isinstance(res, dict) and res.get("from_name") == label_key:
                     value = res.get("value") if isinstance(res.get("value"), dict) else {}
                     names += [str(c) for c in value.get("choices") or []]
-            out.add(id_, row, _choice(names, out.name, what, problems), False, when)
+            label = names[0].strip() or None if len(names) == 1 else _choice(names, out.name, what, problems)
+            out.add(id_, row, label, False, when)
 
 
 def _folder(path: str, out: Answers) -> None:
@@ -373,16 +371,23 @@ def strip(key: str, prefix: str = "") -> str:
 
 
 def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip() if not isinstance(value, str) else value.strip()
-    return text or None
+    return str(value).strip() or None
 
 
 def _row(value: Any, name: str, where: int, problems: Problems) -> int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        value = value.strip()
+        if value.isascii() and value.isdigit():
+            return int(value)
+    if value is None or value == "":
         return None
     try:
         number = float(value) if not isinstance(value, int) else value
@@ -427,7 +432,8 @@ def _collect(value: Any, names: list[str]) -> None:
         names.append(_text(value) or "")
 
 
-def _time(value: Any) -> float:
+def parse_time(value: Any) -> float:
+    """POSIX seconds of an ISO 8601 stamp (Label Studio's `updated_at`); NaN when there is none."""
     if not isinstance(value, str) or not value:
         return math.nan
     try:

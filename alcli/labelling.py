@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alcli.answers import Answers, Problems, normalise, strip
+from alcli.answers import Answers, Problems, normalise, parse_time, strip
 from alcli.artifacts.dataset import Dataset
 from alcli.artifacts.labeled import LabeledSet
 from alcli.errors import AlcliError
@@ -120,8 +120,11 @@ def match(answers: list[Answers], data: Dataset, index: IdIndex, strip_prefix: s
     n = data.n
     k = 0
     for ans in answers:
-        for id_, given in zip(ans.ids, ans.rows, strict=True):
-            if id_ is not None:
+        hits = [index.exact.get(id_) for id_ in ans.ids] if not strip_prefix else [None] * len(ans)
+        for id_, given, hit in zip(ans.ids, ans.rows, hits, strict=True):
+            if hit is not None and (given is None or given == hit):
+                rows[k] = hit
+            elif id_ is not None:
                 found = index.find(id_, strip_prefix)
                 if isinstance(found, list):
                     if found:
@@ -176,10 +179,9 @@ def merge(data: Dataset, answers: list[Answers], *, classes: str | None = None, 
                          data.name)
     rows = match(answers, data, IdIndex(data.row_ids()), strip_prefix, problems)
     code = codes(answers, names, problems)
-    times = np.fromiter((t for a in answers for t in a.times), np.float64, count=rows.size)
     ok = (rows >= 0) & (code >= _SKIP)
     chosen_rows, chosen, rejected = _resolve(rows[ok & (code >= 0)], code[ok & (code >= 0)],
-                                             times[ok & (code >= 0)], resolve, data, names, problems)
+                                             _times(answers, ok & (code >= 0), rows), resolve, data, names, problems)
     old = data.labels[chosen_rows]
     changed = (old >= 0) & (old != chosen)
     if changed.any() and not relabel:
@@ -207,6 +209,19 @@ def merge(data: Dataset, answers: list[Answers], *, classes: str | None = None, 
         "pending": int(pending.size), "rejected": rejected,
     }  # fmt: skip
     return Merged(labels, rounds, names, added, this_round, skipped, pending, counts)
+
+
+def _times(answers: list[Answers], use: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """When each used answer was last updated (NaN: unknown), parsed only for rows answered more than
+    once (the only place it matters)."""
+    picked = np.flatnonzero(use)
+    times = np.full(picked.size, np.nan)
+    _, inverse, counts = np.unique(rows[picked], return_inverse=True, return_counts=True)
+    several = np.flatnonzero(counts[inverse] > 1)
+    if several.size:
+        raw = [t for a in answers for t in a.times]
+        times[several] = [parse_time(raw[i]) for i in picked[several]]
+    return times
 
 
 def _resolve(rows: np.ndarray, code: np.ndarray, times: np.ndarray, resolve: str | None, data: Dataset,

@@ -309,7 +309,7 @@ def test_bad_answers_all_reported(pool: dict, tmp_path: Path) -> None:
         "img 000.png,,3,\n",                                  # a bare name in two folders
         "day 1/img 000.png,,ten,\n", "x/deep/img 001.png,,ten,\n",
         "nuit é/img 000.png,,3,\n", "nuit é/img 000.png,,4,\n",
-        "day 1/img 003.png,5,3,\n",                            # that id is row 9
+        "day 1/img 003.png,5,3,\n",                            # that id is row 6
         "day 1/img 006.png,,,maybe\n",
     ]), encoding="utf-8")
     files = {"empty.csv": "", "header.csv": ",".join(COLUMNS) + "\n", "noid.csv": "file,class\na.png,3\n",
@@ -392,7 +392,8 @@ def test_merge_matches_oracle(data: st.DataObject) -> None:
     for part in (answers[:split], answers[split:]):
         a = Answers(f"f{len(files)}")
         for row, code, t in part:
-            a.add(str(row), None, str(code) if code >= 0 else None, code == -2, t)
+            stamp = None if math.isnan(t) else f"2026-12-01T10:00:0{int(t)}.5Z"
+            a.add(str(row), None, str(code) if code >= 0 else None, code == -2, stamp)
         files.append(a)
     ds = Dataset(np.zeros((n, 1, 1), np.uint8), np.array(old, np.int64), ["0", "1", "2"])
     expect = oracle(old, answers, resolve, relabel)
