@@ -93,18 +93,17 @@ def sqdist_pairs(x: np.ndarray, rows: np.ndarray, centers: np.ndarray, assign: n
     return out
 
 
-def nearest_centers(
-    x: np.ndarray, rows: np.ndarray, centers: np.ndarray, k: int = 2, block: int = 8192
-) -> tuple[np.ndarray, np.ndarray]:
-    """float32 squared distances and ids of the k nearest centers of each x[rows[i]] (FAISS
-    IndexFlatL2, on all GPUs when present), streamed over blocks. Missing neighbours get inf/-1."""
+def _flat_index(centers: np.ndarray):
     import faiss
 
-    d = centers.shape[1]
-    index = faiss.IndexFlatL2(d)
+    index = faiss.IndexFlatL2(centers.shape[1])
     if num_gpus() > 0:
         index = faiss.index_cpu_to_all_gpus(index)
     index.add(np.ascontiguousarray(centers, dtype=np.float32))
+    return index
+
+
+def _search(index, x: np.ndarray, rows: np.ndarray, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
     n = rows.shape[0]
     dist = np.empty((n, k), np.float32)
     ids = np.empty((n, k), np.int64)
@@ -113,6 +112,118 @@ def nearest_centers(
         dist[start : start + len(q)], ids[start : start + len(q)] = index.search(q, k)
     dist[ids < 0] = np.inf
     return dist, ids
+
+
+def nearest_centers(
+    x: np.ndarray, rows: np.ndarray, centers: np.ndarray, k: int = 2, block: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 squared distances and ids of the k nearest centers of each x[rows[i]] (FAISS
+    IndexFlatL2, on all GPUs when present), streamed over blocks. Missing neighbours get inf/-1."""
+    return _search(_flat_index(centers), x, rows, k, block)
+
+
+def unique_rows(a: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct row of `a` (bitwise), ascending."""
+    a = np.ascontiguousarray(a)
+    if a.shape[0] < 2:
+        return np.arange(a.shape[0])
+    keys = a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
+    return np.sort(np.unique(keys, return_index=True)[1])
+
+
+def _norm_bands(cn: np.ndarray, most: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """(lowest, highest) norm of groups of centers whose norms lie within a small ratio of each other
+    (zero norms on their own), so one big-norm center never loosens the bound of all the others."""
+    pos = cn[cn > 0]
+    ratio = 1.1
+    if pos.size and pos.max() / pos.min() > ratio**most:
+        ratio = (pos.max() / pos.min()) ** (1.0 / most)
+    band = np.full(cn.shape, -1, np.int64)
+    if pos.size:
+        band[cn > 0] = np.floor(np.log(cn[cn > 0] / pos.min()) / np.log(ratio)).astype(np.int64)
+    order = np.argsort(band, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(band[order])) + 1]
+    return np.minimum.reduceat(cn[order], starts), np.maximum.reduceat(cn[order], starts)
+
+
+def nearest_exact(
+    x: np.ndarray, rows: np.ndarray, centers: np.ndarray, gpu: bool = False, k: int = 8, block: int = 1 << 16
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Exact float64 squared distance to the nearest of `centers` (k×d float32) for every x[rows[i]], and
+    that center's index (the lowest among exact ties). Returns (s, nearest, counters).
+
+    FAISS proposes k neighbours by float32 distance; every listed one whose value is within the rigorous
+    per-pair error bound of the best is measured exactly. An unlisted center c is at least
+    max(fl_k - tol(|x|, |c|), (|x| - |c|)²) away, bounded per band of similar center norms, so a few
+    large-norm centers do not loosen anyone's bound. The rare point still in doubt gets a blocked float64
+    product against all centers, and exact measurement of the few centers within its error bound.
+    Bitwise-duplicate centers are searched once."""
+    first = unique_rows(centers)
+    u = centers if first.size == centers.shape[0] else np.ascontiguousarray(centers[first])
+    d = u.shape[1]
+    cn = np.sqrt(sqnorms(u))
+    lo, hi = _norm_bands(cn)
+    k = min(k, u.shape[0])
+    index = _flat_index(u)
+    s = np.empty(rows.shape[0], np.float64)
+    near = np.empty(rows.shape[0], np.int64)
+    counts = {"pairs_measured": 0, "points_scanned": 0}
+    for start in range(0, rows.shape[0], block):
+        part = rows[start : start + block]
+        dist, ids = _search(index, x, part, k, 8192)
+        pn = np.sqrt(sqnorms_rows(x, part))
+        d64 = dist.astype(np.float64)
+        tol = expansion_tolerance(d, pn[:, None], cn[np.maximum(ids, 0)], gpu=gpu)
+        upper = (d64 + tol).min(axis=1)
+        pi, pj = np.nonzero(d64 - tol <= upper[:, None])
+        cj = ids[pi, pj]
+        s_blk, n_blk = _group_min(pi, cj, sqdist_pairs(x, part[pi], u, cj), part.size)
+        counts["pairs_measured"] += int(pi.size)
+        if k < u.shape[0]:  # could a center FAISS did not list be nearer?
+            kth = d64[:, -1]
+            lower = np.full(part.size, np.inf)
+            for a, b in zip(lo, hi, strict=True):
+                gap = np.maximum(np.maximum(a - pn, pn - b) - 1e-12 * (pn + b), 0.0)
+                np.minimum(lower, np.maximum(kth - expansion_tolerance(d, pn, b, gpu=gpu), gap * gap), out=lower)
+            doubt = np.flatnonzero(lower < s_blk)
+            if doubt.size:
+                s_blk[doubt], n_blk[doubt], pairs = _scan(x, part[doubt], u, cn)
+                counts["points_scanned"] += int(doubt.size)
+                counts["pairs_measured"] += pairs
+        s[start : start + part.size] = s_blk
+        near[start : start + part.size] = first[n_blk]
+    return s, near, counts
+
+
+def _group_min(owner: np.ndarray, ids: np.ndarray, d2: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per owner 0..n-1 (each present at least once): the smallest d2 and its lowest id."""
+    order = np.lexsort((ids, d2, owner))
+    head = order[np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]]
+    return d2[head], ids[head]
+
+
+def _scan(x: np.ndarray, rows: np.ndarray, u: np.ndarray, cn: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Exact nearest of all centers `u` for x[rows]: float64 products in blocks, then exact measurement of
+    every center within the float64 error bound of the best (ties: the lowest id)."""
+    d = u.shape[1]
+    gamma = 2.0 * (d + 3) * 2.0**-53 / (1 - (d + 3) * 2.0**-53)
+    step = max(1, (16 << 20) // (8 * u.shape[0]))
+    s = np.empty(rows.size, np.float64)
+    near = np.empty(rows.size, np.int64)
+    pairs = 0
+    u64 = u.astype(np.float64)
+    for start in range(0, rows.size, step):
+        xb = x[rows[start : start + step]].astype(np.float64)
+        pn = np.sqrt(np.einsum("ij,ij->i", xb, xb))
+        d2 = (pn * pn)[:, None] + (cn * cn)[None, :] - 2.0 * (xb @ u64.T)
+        tol = 2 * gamma * (pn[:, None] + cn[None, :]) ** 2
+        upper = (d2 + tol).min(axis=1)
+        pi, cj = np.nonzero(d2 - tol <= upper[:, None])
+        part = rows[start : start + step]
+        s[start : start + part.size], near[start : start + part.size] = _group_min(
+            pi, cj, sqdist_pairs(x, part[pi], u, cj), part.size)
+        pairs += int(pi.size)
+    return s, near, pairs
 
 
 def on_gpu() -> bool:

@@ -32,8 +32,8 @@ import numpy as np
 from alcli.errors import AlcliError
 
 # Per candidate point, held by select beyond the features: embedding indices, pool, candidates and
-# GreedyShard's rows/positions/s/thr/assign (~60 B), plus numpy temporaries (setdiff1d, isin).
-STATE_BYTES_PER_POINT = 112
+# GreedyShard's rows/positions/s/thr/assign/norms (~68 B), plus numpy temporaries (setdiff1d, isin).
+STATE_BYTES_PER_POINT = 120
 MIN_PAGE_BUDGET = 16 << 20
 WINDOW = 2 << 20  # one page fault on a file mapping may map a whole large folio, up to 2 MiB (x86-64 PMD)
 SHARD_ROWS = 1 << 16  # greedy shards: the nearest-center start of one shard needs ~START_BYTES a point

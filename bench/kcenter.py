@@ -38,6 +38,25 @@ def clustered(n: int, d: int, clusters: int, seed: int) -> np.ndarray:
     return out
 
 
+def outliers(n: int, d: int, clusters: int, seed: int, fraction: float = 0.005, scale: float = 3.0) -> np.ndarray:
+    """Blobs of uneven size and spread, plus `fraction` of the points pushed to ~`scale`× the typical norm
+    (real CNN activations have such outliers): the shape that once sent most points to an exact scan."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(clusters, d)).astype(np.float32)
+    spread = rng.uniform(0.05, 0.8, size=clusters).astype(np.float32)
+    weights = rng.pareto(1.0, size=clusters) + 0.05  # a few huge blobs, many small ones
+    label = rng.choice(clusters, size=n, p=weights / weights.sum())
+    out = np.empty((n, d), np.float32)
+    step = 8192
+    for start in range(0, n, step):
+        lab = label[start : start + step]
+        noise = rng.normal(size=(lab.size, d)).astype(np.float32)
+        out[start : start + step] = centers[lab] + noise * spread[lab, None]
+    far = rng.choice(n, size=max(1, int(round(fraction * n))), replace=False)
+    out[far] *= np.float32(scale)
+    return out
+
+
 def split(n: int, labeled: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed + 1).permutation(n)
     return np.sort(perm[:labeled]), np.sort(perm[labeled:])
@@ -135,6 +154,8 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=5_000)
     ap.add_argument("--clusters", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", choices=["clustered", "outliers"], default="clustered",
+                    help="outliers: uneven blobs, 0.5%% of the points at ~3x the typical norm")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads in the per-step loops")
     ap.add_argument("--child", choices=["alcli", "reference"])
     ap.add_argument("--path")
@@ -144,14 +165,15 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "features.npy")
-        np.save(path, clustered(args.n, args.d, args.clusters, args.seed))
+        make = {"clustered": clustered, "outliers": outliers}[args.data]
+        np.save(path, make(args.n, args.d, args.clusters, args.seed))
         ours = run("alcli", args, path)
         ref = run("reference", args, path)
         diff = first_difference(np.load(path), args, ours["picks"], ref["picks"])
     features_mb = args.n * args.d * 4 / 2**20
     result = {
         "bench": "kcenter_greedy",
-        "n": args.n, "d": args.d, "labeled": args.labeled, "budget": args.budget,
+        "data": args.data, "n": args.n, "d": args.d, "labeled": args.labeled, "budget": args.budget,
         "blas_threads": args.threads, "cpu_count": os.cpu_count(),
         "features_mb": round(features_mb, 1),
         "alcli": {k: v for k, v in ours.items() if k != "picks"},

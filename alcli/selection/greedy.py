@@ -29,6 +29,8 @@ from alcli import distance
 class GreedyShard:
     """Per-point state of one shard: x[rows[i]] has global position positions[i] (ascending)."""
 
+    batched = True  # offers top() and apply(): several picks a pass
+
     def __init__(self, x: np.ndarray, rows: np.ndarray, positions: np.ndarray) -> None:
         self.x = x
         self.rows = np.asarray(rows, np.int64)
@@ -37,35 +39,20 @@ class GreedyShard:
         self.s = np.full(m, -1.0)  # exact squared distance to the nearest center; -1 = is a center
         self.thr = np.full(m, -np.inf)  # 4·s·(1+ε): a new center at D² >= thr cannot help
         self.assign = np.zeros(m, np.int32)
-        self.measured = 0  # points measured exactly, for the report
+        self.measured = 0  # (point, center) pairs measured exactly, for the report
+        self.screened = 0  # pairs screened by the float32 product with its rigorous error bound
+        self.scanned = 0  # points whose start needed the exact scan of all centers
+        self.norms: np.ndarray | None = None  # |x| of each point (float64), for the float32 screen
 
     def start(self, centers: np.ndarray, gpu: bool = False, neighbours: int = 8) -> None:
-        """Nearest of `centers` (k×d float32) for every point. FAISS proposes a few neighbours; each
-        one whose float32 distance is within the rigorous error bound of the best is measured exactly,
-        and the rare point whose whole neighbour list is that close gets an exact scan of all centers."""
+        """Nearest of `centers` (k×d float32), exactly, for every point (`distance.nearest_exact`)."""
         if self.rows.size == 0:
             return
-        kc, d = centers.shape
-        k = min(neighbours, kc)
-        dist, ids = distance.nearest_centers(self.x, self.rows, centers, k=k)
-        pnorm = np.sqrt(distance.sqnorms_rows(self.x, self.rows))
-        cmax = float(np.sqrt(distance.sqnorms(centers).max()))
-        limit = dist[:, 0] + 2 * distance.expansion_tolerance(d, pnorm, cmax, gpu=gpu)
-        close = dist <= limit[:, None]
-        scan = close[:, -1].copy() if k < kc else np.zeros(len(dist), bool)
-        close[scan] = False
-        close[scan, 0] = True  # keep one pair per point so every point has a group below
-        pi, pj = np.nonzero(close)
-        d2 = distance.sqdist_pairs(self.x, self.rows[pi], centers, ids[pi, pj])
-        order = np.lexsort((d2, pi))  # per point, its smallest exact distance first
-        first = order[np.r_[0, np.flatnonzero(np.diff(pi[order])) + 1]]
-        self.s = d2[first]
-        self.assign = ids[pi[first], pj[first]].astype(np.int32)
-        for i in np.flatnonzero(scan):
-            all_d2 = distance.sqdist_exact(centers, self.x[self.rows[i]].astype(np.float64))
-            j = int(np.argmin(all_d2))
-            self.s[i], self.assign[i] = all_d2[j], j
-        self.measured += int(pi.size)
+        s, near, counts = distance.nearest_exact(self.x, self.rows, centers, gpu=gpu, k=neighbours)
+        self.s = s
+        self.assign = near.astype(np.int32)
+        self.measured += counts["pairs_measured"]
+        self.scanned += counts["points_scanned"]
         self.thr = 4.0 * self.s * (1 + 1e-9)
 
     def start_single(self, center: np.ndarray) -> None:
@@ -93,16 +80,74 @@ class GreedyShard:
 
     def add_center(self, center: np.ndarray, center_id: int, lower: np.ndarray) -> None:
         """Fold in a new center; lower[j] <= |c_j - center|² for every existing center j."""
-        idx = np.flatnonzero(self.thr > lower[self.assign])
-        if idx.size == 0:
+        self.apply(np.full(1, -1, np.int64), np.asarray(center, np.float32)[None, :], center_id, lower[:, None])
+
+    def top(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The k farthest points (squared distance descending, then lowest position), their positions and
+        vectors, and a bound: no other point is farther than it (-1 when none is left)."""
+        live = np.flatnonzero(self.s >= 0)
+        s = self.s[live]
+        if live.size > k + 1:
+            part = np.argpartition(-s, k)[: k + 1]
+            part = np.flatnonzero(s >= s[part].min())  # every point tied with the cut: the order is total
+        else:
+            part = np.arange(live.size)
+        order = part[np.lexsort((self.positions[live[part]], -s[part]))]
+        top, rest = live[order[:k]], order[k:]
+        bound = float(s[rest[0]]) if rest.size else -1.0
+        return self.s[top].copy(), self.positions[top].copy(), np.asarray(self.x[self.rows[top]], np.float32), bound
+
+    def apply(self, positions: np.ndarray, centers: np.ndarray, first_id: int, lower: np.ndarray) -> dict[int, float]:
+        """Fold in new centers (m×d float32, ids first_id, first_id+1, ...) that were picked in this order,
+        with lower[j, t] <= |c_j - centers[t]|² for every existing center j. The state afterwards is the
+        one m single steps give. Returns {position: distance² when picked} for the picks this shard owns.
+
+        A point can only get closer to a new center if that center is nearer than twice its distance to
+        its own (triangle inequality); the survivors are screened by one float32 product with a rigorous
+        error bound, and only pairs that could lower a distance are measured exactly in float64."""
+        scores: dict[int, float] = {}
+        for t, pos in enumerate(positions.tolist()):
+            i = int(np.searchsorted(self.positions, pos))
+            if i < self.positions.size and self.positions[i] == pos:
+                value = float(self.s[i])
+                if t:  # the earlier picks of this batch, exactly as single steps would have folded them
+                    earlier = distance.sqdist_exact(centers[:t], self.x[self.rows[i]].astype(np.float64))
+                    value = min(value, float(earlier.min()))
+                scores[int(pos)] = value
+                self.s[i] = -1.0
+                self.thr[i] = -np.inf
+        if self.rows.size == 0 or lower.shape[0] == 0:
+            return scores
+        survivors = np.flatnonzero(self.thr > lower.min(axis=1)[self.assign])
+        if survivors.size and self.norms is None:
+            self.norms = np.sqrt(distance.sqnorms_rows(self.x, self.rows))
+        cn = np.sqrt(distance.sqnorms(centers))
+        step = max(64, (8 << 20) // (4 * centers.shape[1] + 40 * centers.shape[0]))  # ~8 MB of scratch a block
+        for start in range(0, survivors.size, step):
+            self._fold(survivors[start : start + step], centers, cn, first_id, lower)
+        return scores
+
+    def _fold(self, idx: np.ndarray, centers: np.ndarray, cn: np.ndarray, first_id: int, lower: np.ndarray) -> None:
+        maybe = self.thr[idx, None] > lower[self.assign[idx]]
+        pn = self.norms[idx]
+        fl = (pn * pn)[:, None] + (cn * cn)[None, :] - 2.0 * (np.asarray(self.x[self.rows[idx]]) @ centers.T)
+        fl -= distance.expansion_tolerance(centers.shape[1], pn[:, None], cn[None, :])
+        self.screened += int(np.count_nonzero(maybe))
+        pi, tj = np.nonzero(maybe & (fl < self.s[idx, None]))
+        if pi.size == 0:
             return
-        d2 = distance.sqdist_rows(self.x, self.rows[idx], center)
-        better = d2 < self.s[idx]
-        idx, d2 = idx[better], d2[better]
-        self.s[idx] = d2
-        self.assign[idx] = center_id
-        self.thr[idx] = 4.0 * d2 * (1 + 1e-9)
-        self.measured += int(better.size)
+        d2 = distance.sqdist_pairs(self.x, self.rows[idx[pi]], centers, tj)
+        self.measured += int(pi.size)
+        better = d2 < self.s[idx[pi]]
+        pi, tj, d2 = pi[better], tj[better], d2[better]
+        if pi.size == 0:
+            return
+        order = np.lexsort((tj, d2, pi))  # per point its nearest new center, the earliest on ties
+        head = order[np.r_[0, np.flatnonzero(np.diff(pi[order])) + 1]]
+        at = idx[pi[head]]
+        self.s[at] = d2[head]
+        self.assign[at] = first_id + tj[head]
+        self.thr[at] = 4.0 * d2[head] * (1 + 1e-9)
 
 
 @dataclass
@@ -113,6 +158,7 @@ class GreedyResult:
     radius_after: float
     seconds: dict[str, float] = field(default_factory=dict)
     measured: int = 0
+    profile: dict[str, float] = field(default_factory=dict)  # passes, picks a pass, seconds per part
 
 
 class CenterBounds:
@@ -132,13 +178,48 @@ class CenterBounds:
         self.k += m
 
     def lower(self, v: np.ndarray) -> np.ndarray:
+        """Lower bounds on |c_j - v|² for every center j so far (float32 product, rigorous bound)."""
+        return self.lower_many(np.asarray(v)[None, :])[:, 0]
+
+    def lower_many(self, vs: np.ndarray) -> np.ndarray:
+        """k×m lower bounds on |c_j - vs[t]|²: one float32 matrix product over the centers."""
         k = self.k
-        v32 = np.asarray(v, np.float32)
-        vn = float(np.sqrt(np.dot(v.astype(np.float64), v.astype(np.float64))))
-        dots = self.c[:k] @ v32
-        d2 = self.norm[:k] ** 2 + vn * vn - 2.0 * dots
-        d2 -= distance.expansion_tolerance(self.d, self.norm[:k], vn, gpu=False)
+        v32 = np.asarray(vs, np.float32)
+        vn = np.sqrt(distance.sqnorms(v32))
+        d2 = (self.norm[:k] ** 2)[:, None] + (vn * vn)[None, :] - 2.0 * (self.c[:k] @ v32.T)
+        d2 -= distance.expansion_tolerance(self.d, self.norm[:k, None], vn[None, :], gpu=False)
         return np.maximum(d2, 0.0, out=d2)
+
+
+MARGIN = 1e-9  # relative: a pick after the first of a batch needs this lead over every rival
+
+
+def plan(vals: np.ndarray, pos: np.ndarray, vecs: np.ndarray, bound: float, room: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the reported farthest points are the greedy's next picks, and their distances² when picked.
+
+    vals/pos/vecs: the farthest points of every shard (squared distance, position, vector); bound: no
+    unreported point is farther. The first pick is the exact reduce (largest, then lowest position); each
+    further one only if, after folding in the picks so far (exact float64 distances), it beats every other
+    reported point and the bound by a relative margin far above rounding — so the picks are the ones
+    single steps make, several per pass over the points."""
+    if pos.size == 0 or room <= 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    vals = vals.astype(np.float64)
+    first = int(np.lexsort((pos, -vals))[0])
+    chosen, values = [first], [float(vals[first])]
+    while len(chosen) < room:
+        i = chosen[-1]
+        vals[i] = -1.0
+        np.minimum(vals, distance.sqdist_exact(vecs, vecs[i].astype(np.float64)), out=vals)
+        vals[i] = -1.0
+        order = np.argsort(-vals, kind="stable")[:2]
+        v1 = vals[order[0]]
+        v2 = vals[order[1]] if order.size > 1 else -np.inf
+        if v1 < 0 or not (v1 > bound * (1 + MARGIN) and v1 > v2 * (1 + MARGIN)):
+            break
+        chosen.append(int(order[0]))
+        values.append(float(v1))
+    return np.asarray(chosen, np.int64), np.asarray(values)
 
 
 def rows_mean(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -162,6 +243,7 @@ def kcenter_greedy(
     budget: int,
     shards: Sequence[GreedyShard] | None = None,
     blas_threads: int = 1,
+    top_k: int = 64,
 ) -> GreedyResult:
     """Pick `budget` of `candidates` (sorted positions into x) greedily given centers x[labeled].
 
@@ -191,20 +273,43 @@ def kcenter_greedy(
         picks.append(first)
         scores.append(float("nan"))
     t1 = time.perf_counter()
+    prof = {"passes": 0, "bounds_s": 0.0, "fold_s": 0.0, "argmax_s": 0.0}
+    batched = all(getattr(shard, "batched", False) for shard in shards)
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         while len(picks) < budget:
-            value, pos = _reduce(shards)
-            if pos < 0:
-                break
-            vec = _take(shards, pos)
-            lower = bounds.lower(vec)
+            ta = time.perf_counter()
+            if batched:
+                tops = [shard.top(top_k) for shard in shards]
+                vals = np.concatenate([t[0] for t in tops])
+                pos = np.concatenate([t[1] for t in tops])
+                vecs = np.concatenate([t[2] for t in tops])
+                chosen, values = plan(vals, pos, vecs, max(t[3] for t in tops), budget - len(picks))
+                if chosen.size == 0:
+                    break
+                new_pos, new_vecs = pos[chosen], vecs[chosen]
+            else:
+                value, p = _reduce(shards)
+                if p < 0:
+                    break
+                new_vecs = np.asarray(_take(shards, p), np.float32)[None, :]
+                new_pos, values = np.array([p]), np.array([value])
+            tb = time.perf_counter()
+            lower = bounds.lower_many(new_vecs)
             center_id = bounds.k
-            bounds.add(vec[None, :])
-            v64 = vec.astype(np.float64)
+            bounds.add(new_vecs)
+            tc = time.perf_counter()
             for shard in shards:
-                shard.add_center(v64, center_id, lower)
-            picks.append(pos)
-            scores.append(float(np.sqrt(value)))
+                if batched:
+                    shard.apply(new_pos, new_vecs, center_id, lower)
+                else:
+                    shard.add_center(new_vecs[0].astype(np.float64), center_id, lower[:, 0])
+            td = time.perf_counter()
+            picks.extend(new_pos.tolist())
+            scores.extend(np.sqrt(values).tolist())
+            prof["passes"] += 1
+            prof["argmax_s"] += tb - ta
+            prof["bounds_s"] += tc - tb
+            prof["fold_s"] += td - tc
     value, _ = _reduce(shards)
     t2 = time.perf_counter()
     return GreedyResult(
@@ -214,6 +319,9 @@ def kcenter_greedy(
         radius_after=float(np.sqrt(max(value, 0.0))),
         seconds={"initial_distances": t1 - t0, "greedy": t2 - t1},
         measured=sum(s.measured for s in shards),
+        profile={**prof, "picks_per_pass": (len(picks) - (labeled.size == 0)) / max(prof["passes"], 1),
+                 "pairs_screened": sum(getattr(s, "screened", 0) for s in shards),
+                 "points_scanned_at_start": sum(getattr(s, "scanned", 0) for s in shards)},
     )
 
 

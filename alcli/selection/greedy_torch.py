@@ -17,6 +17,8 @@ from alcli.selection.greedy import GreedyShard
 
 
 class TorchGreedyShard(GreedyShard):
+    batched = False  # one pick a step through best/take/add_center
+
     def __init__(self, x: np.ndarray, rows: np.ndarray, positions: np.ndarray, device: str = "cuda") -> None:
         super().__init__(x, rows, positions)
         self.device = device

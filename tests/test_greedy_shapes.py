@@ -1,0 +1,101 @@
+"""k-Center-Greedy and its exact nearest-center start on awkward shapes of data, against brute force:
+outliers with a large norm, blobs of uneven size and spread, exact duplicates, all-identical points,
+zero vectors. Small inputs with many centers, so every path of the start (listed neighbours, the
+per-band bound on unlisted centers, the blocked exact scan) is taken."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from oracles import kcenter_greedy_bruteforce, pairwise_sq
+
+from alcli import distance
+from alcli.selection.greedy import kcenter_greedy
+
+STYLES = ["outliers", "uneven", "duplicates", "identical", "zeros"]
+
+
+def shaped(style: str, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    if style == "outliers":  # blobs, and a few points at 3× to 1000× the typical norm
+        x = rng.normal(size=(4, d))[rng.integers(0, 4, n)] + 0.2 * rng.normal(size=(n, d))
+        far = rng.choice(n, size=max(1, n // 20), replace=False)
+        x[far] *= rng.choice([3.0, 30.0, 1000.0], size=(far.size, 1))
+    elif style == "uneven":  # one big tight blob, a few small wide ones
+        weights = np.array([0.8, 0.1, 0.05, 0.05])
+        lab = rng.choice(4, size=n, p=weights)
+        x = rng.normal(size=(4, d))[lab] * 5 + rng.normal(size=(n, d)) * np.array([0.01, 1.0, 2.0, 0.3])[lab, None]
+    elif style == "duplicates":  # few distinct rows, each repeated many times
+        x = rng.normal(size=(max(1, n // 12), d))[rng.integers(0, max(1, n // 12), n)]
+    elif style == "identical":
+        x = np.repeat(rng.normal(size=(1, d)), n, axis=0)
+    else:  # zero vectors among small ones, and exact ±unit ties around the origin
+        x = rng.normal(size=(n, d)) * 1e-3
+        x[rng.random(n) < 0.3] = 0.0
+        x[: min(n, 2 * d)] = np.concatenate([np.eye(d), -np.eye(d)])[: min(n, 2 * d)]
+    return x.astype(np.float32)
+
+
+@st.composite
+def instances(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    n = draw(st.integers(2, 60))
+    d = draw(st.integers(1, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = shaped(draw(st.sampled_from(STYLES)), n, d, rng)
+    perm = rng.permutation(n)
+    n_lab = draw(st.integers(0, n - 1))
+    labeled = np.sort(perm[:n_lab])
+    candidates = np.sort(perm[n_lab:])
+    budget = draw(st.integers(1, min(candidates.size, 20)))
+    return x, labeled, candidates, budget
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_greedy_on_awkward_shapes_equals_bruteforce(inst: tuple[np.ndarray, np.ndarray, np.ndarray, int]) -> None:
+    x, labeled, candidates, budget = inst
+    got = kcenter_greedy(x, labeled, candidates, budget)
+    picks, before, after = kcenter_greedy_bruteforce(x, labeled, candidates, budget)
+    assert got.picks.tolist() == [int(p) for p in picks]
+    assert (got.radius_before is None) == (before is None)
+    if before is not None:
+        assert got.radius_before == pytest.approx(before, rel=1e-12, abs=1e-12)
+    assert got.radius_after == pytest.approx(after, rel=1e-12, abs=1e-12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(STYLES), st.integers(2, 80), st.integers(1, 6), st.integers(1, 8), st.integers(0, 2**32 - 1))
+def test_nearest_exact_equals_bruteforce(style: str, n: int, d: int, k: int, seed: int) -> None:
+    """Any number of listed neighbours k: the start's answer is the exact nearest center."""
+    rng = np.random.default_rng(seed)
+    x = shaped(style, n, d, rng)
+    centers = np.sort(rng.choice(n, size=rng.integers(1, n + 1), replace=False))
+    rows = np.arange(n)
+    s, near, _ = distance.nearest_exact(x, rows, x[centers], k=k)
+    full = pairwise_sq(x, x[centers])
+    np.testing.assert_allclose(s, full.min(axis=1), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(full[rows, near], full.min(axis=1), rtol=1e-12, atol=1e-300)
+
+
+def test_outliers_do_not_send_points_to_the_scan() -> None:
+    """A few centers with 3× the typical norm: every other point is decided by its listed neighbours."""
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(20, 64))[rng.integers(0, 20, 3000)] + 0.1 * rng.normal(size=(3000, 64))).astype(np.float32)
+    x[rng.choice(3000, 15, replace=False)] *= 3
+    s, near, counts = distance.nearest_exact(x, np.arange(500, 3000), x[:500], k=4)
+    assert counts["points_scanned"] <= 15
+    full = np.stack([((x[500:].astype(float) - x[j].astype(float)) ** 2).sum(1) for j in range(500)], axis=1)
+    np.testing.assert_allclose(s, full.min(axis=1), rtol=1e-12)
+
+
+def test_equidistant_centers_take_the_exact_scan() -> None:
+    """The origin is equally far from ±e_i: no list of 2 neighbours can decide, the scan does (lowest id)."""
+    d = 6
+    centers = np.concatenate([np.eye(d), -np.eye(d), np.eye(d)]).astype(np.float32)  # with duplicates
+    x = np.zeros((3, d), np.float32)
+    x[1, 0] = 1e-3
+    s, near, counts = distance.nearest_exact(x, np.arange(3), centers, k=2)
+    assert counts["points_scanned"] >= 1
+    assert s.tolist() == pytest.approx([1.0, (1 - 1e-3) ** 2, 1.0], rel=1e-6)
+    assert near.tolist() == [0, 0, 0]
