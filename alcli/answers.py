@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from alcli.problems import Problems
+
 FORMATS = ("auto", "csv", "jsonl", "label-studio", "label-studio-min", "label-studio-csv", "folder")
 SKIP = "skip"
-EXAMPLES = 10
 
 MALFORMED = ("malformed answers file", "malformed answers files")
 NO_ID = ("answer without an id or row", "answers without an id or row")
@@ -43,41 +44,6 @@ BAD_ROW = ("unreadable row number", "unreadable row numbers")
 BAD_ANSWER = ("answer value other than 'skip'", "answer values other than 'skip'")
 MULTIPLE = ("answer with several classes", "answers with several classes")
 BOTH = ("answer with both a label and skip", "answers with both a label and skip")
-
-
-class Problems:
-    """Everything wrong with a set of inputs, by kind: a count and the first examples of each, told as
-    one line, e.g. `3 unknown ids (a.png, b.png, c.png); 1 unknown class name (doggo)`."""
-
-    def __init__(self) -> None:
-        self._kinds: dict[tuple[str, ...], tuple[int, list[str], bool]] = {}
-        self.sources: list[str] = []
-
-    def add(self, kind: tuple[str, ...], example: str, source: str | None = None, count: int = 1) -> None:
-        """`kind` = (singular, plural[, hint]); `count` problems of that kind, shown by `example`."""
-        n, examples, cut = self._kinds.get(kind, (0, [], False))
-        if example and example not in examples:
-            cut = cut or len(examples) >= EXAMPLES
-            examples += [example] if len(examples) < EXAMPLES else []
-        self._kinds[kind] = (n + count, examples, cut or not example)
-        if source is not None and source not in self.sources:
-            self.sources.append(source)
-
-    def __bool__(self) -> bool:
-        return bool(self._kinds)
-
-    def message(self) -> str:
-        parts = []
-        for kind, (n, examples, cut) in self._kinds.items():
-            listed = f" ({', '.join(examples)}{', …' if cut else ''})" if examples else ""
-            hint = f": {kind[2]}" if len(kind) > 2 else ""
-            parts.append(f"{n} {kind[0] if n == 1 else kind[1]}{listed}{hint}")
-        return "; ".join(parts)
-
-    def source(self) -> str | None:
-        if not self.sources:
-            return None
-        return ", ".join(self.sources[:3]) + (", …" if len(self.sources) > 3 else "")
 
 
 @dataclass

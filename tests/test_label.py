@@ -243,6 +243,10 @@ def test_matching_stdin_dry_run(pool: dict, tmp_path: Path) -> None:
     assert info["new"] == 5
     labels = read_dataset(str(out)).labels
     assert {int(r): int(labels[r]) for r in np.flatnonzero(labels >= 0)} == {0: 3, 1: 4, 2: 5, 5: 6, 7: 7}
+    generic = tmp_path / "generic.csv"  # someone else's sheet, saved by a spreadsheet (BOM, semicolons, CRLF)
+    generic.write_bytes(f"\ufefffile;class\r\n{ids[9]};8\r\n".encode())
+    info = label_json(out, generic, "--id-field", "file", "--label-field", "class", "-o", tmp_path / "d3.h5")
+    assert info["new"] == 1 and read_dataset(str(tmp_path / "d3.h5")).labels[9] == 8
     dry = tmp_path / "dry.h5"
     proc = run_alcli("label", pool["path"], "-", "-o", dry, "--strip-prefix", "pool/", "--dry-run", input=text.encode())
     assert proc.returncode == 0 and "dry run" in proc.stderr and not dry.exists()

@@ -51,11 +51,12 @@ def command(dataset: str, answer_paths: tuple[str, ...], output: str | None, fmt
     import numpy as np
 
     from alcli import labelling
-    from alcli.answers import Fields, Problems, read_answers
+    from alcli.answers import Fields, read_answers
     from alcli.artifacts.dataset import dataset_from, write_dataset
     from alcli.artifacts.io import check_output, open_input
     from alcli.artifacts.labeled import read_labeled, write_labeled
     from alcli.errors import AlcliError
+    from alcli.problems import Problems
 
     outputs = [p for p in (output, labeled_out, skipped_out) if p is not None]
     if output is None and not dry_run:
