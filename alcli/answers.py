@@ -44,6 +44,7 @@ BAD_ROW = ("unreadable row number", "unreadable row numbers")
 BAD_ANSWER = ("answer value other than 'skip'", "answer values other than 'skip'")
 MULTIPLE = ("answer with several classes", "answers with several classes")
 BOTH = ("answer with both a label and skip", "answers with both a label and skip")
+CONTROL = ("file without the label field", "files without the label field", "name it with --label-field")
 
 
 @dataclass
@@ -220,7 +221,12 @@ def _flat(records: Iterable[tuple[int, dict[str, Any]]], flavour: str, fields: F
     id_key = fields.id or ("alcli_id" if ls else "id")
     row_key = "alcli_row" if ls else "row"
     label_key = fields.label or ("choice" if ls else "label")
+    keys: set[str] = set()
+    seen = False
     for line, rec in records:
+        if not seen:
+            seen = label_key in rec
+            keys.update(rec)
         id_, row = _text(rec.get(id_key)), rec.get(row_key)
         if id_ is not None and id_key == "image":
             id_ = id_from_url(id_)
@@ -243,12 +249,17 @@ def _flat(records: Iterable[tuple[int, dict[str, Any]]], flavour: str, fields: F
                 continue
         when = (rec.get("updated_at") or rec.get("created_at")) if ls else None
         out.add(id_, row, label, skip, when)
+    if out.ids and not seen and (ls or fields.label):
+        other = sorted(keys - {id_key, row_key, "image", "id", "annotator", "annotation_id", "created_at", "updated_at",
+                               "lead_time", "alcli_rank"})
+        problems.add(CONTROL, f"{out.name}: no {label_key!r} key (others: {', '.join(other)[:60]})", out.name)
 
 
 def _tasks(tasks: list[dict[str, Any]], fields: Fields, out: Answers, problems: Problems) -> None:
     """Label Studio JSON: each non-cancelled annotation is an answer, each cancelled one a skip, a task
     without annotations a pending answer."""
     label_key = fields.label or "choice"
+    controls: set[str] = set()
     for number, task in enumerate(tasks, 1):
         data = task.get("data")
         if not isinstance(data, dict):
@@ -284,8 +295,13 @@ def _tasks(tasks: list[dict[str, Any]], fields: Fields, out: Answers, problems: 
                 if isinstance(res, dict) and res.get("from_name") == label_key:
                     value = res.get("value") if isinstance(res.get("value"), dict) else {}
                     names += [str(c) for c in value.get("choices") or []]
+                elif isinstance(res, dict) and res.get("type") == "choices":
+                    controls.add(str(res.get("from_name")))
             label = names[0].strip() or None if len(names) == 1 else _choice(names, out.name, what, problems)
             out.add(id_, row, label, False, when)
+    if controls and not any(label is not None for label in out.labels):
+        problems.add(CONTROL, f"{out.name}: no {label_key!r} choices (found {', '.join(sorted(controls))[:60]})",
+                     out.name)
 
 
 def _folder(path: str, out: Answers) -> None:

@@ -317,7 +317,8 @@ def test_bad_answers_all_reported(pool: dict, tmp_path: Path) -> None:
         "day 1/img 006.png,,,maybe\n",
     ]), encoding="utf-8")
     files = {"empty.csv": "", "header.csv": ",".join(COLUMNS) + "\n", "noid.csv": "file,class\na.png,3\n",
-             "broken.json": '[{"alcli_id": "a", ', "broken.jsonl": '{"id": "a"}\n{"id": \n'}
+             "broken.json": '[{"alcli_id": "a", ', "broken.jsonl": '{"id": "a"}\n{"id": \n',
+             "control.json": '[{"alcli_id": "day 1/img 000.png", "digit": "3", "annotation_id": 1}]'}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     out = tmp_path / "d2.h5"
@@ -329,7 +330,8 @@ def test_bad_answers_all_reported(pool: dict, tmp_path: Path) -> None:
         "1 unknown class name (ten ×2)", "1 row with disagreeing answers (nuit é/img 000.png: 3×1, 4×1)",
         "day 1/img 003.png is row 6, the answer says 5", "1 answer value other than 'skip' ('maybe')",
         "empty.csv: empty file", "header.csv: holds no answers", "noid.csv: no 'id' or 'row' column",
-        "broken.json: not valid JSON", "broken.jsonl: line 2: not valid JSON")
+        "broken.json: not valid JSON", "broken.jsonl: line 2: not valid JSON",
+        "control.json: no 'choice' key (others: digit)): name it with --label-field")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([records.name, *files])
 
 
