@@ -67,15 +67,9 @@ def labelled_plan(n: int, batch_size: int, steps: int, rng: np.random.Generator)
 
 def unlabelled_plan(n: int, batch_size: int, mu: int, epochs: int, rng: np.random.Generator) -> list[list[np.ndarray]]:
     """Per epoch, a reshuffled pass over the unlabelled rows in batches of μ·B (the last may be smaller)."""
-    size = mu * batch_size
-    out = []
-    for _ in range(epochs):
-        order = rng.permutation(n)
-        batches = [order[i : i + size] for i in range(0, n, size)]
-        if len(batches) > 1 and batches[-1].size == 1:
-            batches[-2] = np.concatenate([batches[-2], batches.pop()])
-        out.append(batches)
-    return out
+    from alcli.training import batches
+
+    return [batches(n, mu * batch_size, rng) for _ in range(epochs)]
 
 
 def train(

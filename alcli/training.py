@@ -93,7 +93,8 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np
     order = rng.permutation(n) if rng is not None else np.arange(n)
     out = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     if len(out) > 1 and out[-1].size == 1:
-        out[-2] = np.concatenate([out[-2], out.pop()])
+        last = out.pop()
+        out[-1] = np.concatenate([out[-1], last])
     return out
 
 

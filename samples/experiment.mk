@@ -9,6 +9,13 @@
 # rounds in flight. Seed k fixes the test split, the initial pool (shared by every method, so curves are
 # paired) and the training seed; the test split (TEST rows, seed TEST_SEED) is the same for every run.
 # `-j N` runs independent seeds and methods in parallel.
+#
+# Weakly supervised (the paper's Figure 3): SEMI=fixmatch trains every model of the run, the shared
+# initial one included, with `--semi-supervised fixmatch` on the rows that are neither labelled nor in
+# the test split (then EPOCHS counts passes over those unlabelled rows); use its own NAME.
+# Method `ceal` (Wang et al. 2016): least-confidence picks, and each round's training adds the rows whose
+# entropy under the previous round's model is below δ_r = CEAL_DELTA − r·CEAL_DR (floored at 0) with
+# their predicted class. Its embeddings are kept as round<r>/embeddings.h5.
 
 ALCLI    ?= alcli
 DATA     ?= samples/mnist5k.h5
@@ -25,12 +32,22 @@ EPOCHS   ?= 15
 TRAIN_ARGS  ?=
 EMBED_ARGS  ?=
 SELECT_ARGS ?=
+SEMI     ?=
+SEMI_ARGS ?=
+CEAL_DELTA ?= 0.05
+CEAL_DR  ?= 0.0033
 OUT      ?= runs/$(NAME)
 
 # one thread per job: run the parallelism through make -j, not through BLAS/OpenMP threads
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
+
+# every training: the test split is never trained on, not even as unlabelled or pseudo-labelled rows
+TRAIN := $(ALCLI) -q train $(DATA) --arch $(ARCH) --epochs $(EPOCHS) --exclude $(OUT)/test.h5 \
+  $(if $(SEMI),--semi-supervised $(SEMI) $(SEMI_ARGS)) $(TRAIN_ARGS)
+select_method = $(if $(filter ceal,$(1)),least-confidence,$(1))
+ceal_delta = $(shell awk 'BEGIN { d = $(CEAL_DELTA) - $(1) * $(CEAL_DR); print (d > 0 ? d : 0) }')
 
 .DELETE_ON_ERROR:
 .PRECIOUS: $(OUT)/seed%/init.h5 $(OUT)/seed%/init-ckpt.h5 $(OUT)/seed%/init-report.h5
@@ -56,7 +73,7 @@ $(OUT)/seed%/init.h5: $(OUT)/test.h5
 	$(ALCLI) -q split $(DATA) --size $(INITIAL) --exclude $< --seed $* -o $@
 
 $(OUT)/seed%/init-ckpt.h5: $(OUT)/seed%/init.h5
-	$(ALCLI) -q train $(DATA) --labeled $< --arch $(ARCH) --epochs $(EPOCHS) --seed $* $(TRAIN_ARGS) -o $@
+	$(TRAIN) --labeled $< --seed $* -o $@
 
 $(OUT)/seed%/init-report.h5: $(OUT)/seed%/init-ckpt.h5
 	$(ALCLI) -q evaluate $< $(DATA) --indices $(OUT)/test.h5 -o $@
@@ -75,11 +92,13 @@ endef
 define ROUND
 $(OUT)/$(1)/seed$(2)/round$(3)/labeled.h5: $(OUT)/$(1)/seed$(2)/round$(4)/ckpt.h5 $(OUT)/$(1)/seed$(2)/round$(4)/labeled.h5
 	@mkdir -p $$(@D)
-	$(ALCLI) -q embed $(DATA) --checkpoint $$< --exclude $(OUT)/test.h5 --seed $(2) $(EMBED_ARGS) - \
-	  | $(ALCLI) select - --labeled $$(word 2,$$^) --budget $(BUDGET) --method $(1) --seed $(2) \
-	      --exclude $(OUT)/test.h5 --radius $(SELECT_ARGS) -o $$@ --json > $$(@D)/select.json
+	$(ALCLI) -q embed $(DATA) --checkpoint $$< --exclude $(OUT)/test.h5 --seed $(2) $(EMBED_ARGS) \
+	  $(if $(filter ceal,$(1)),-o $$(@D)/embeddings.h5 && $(ALCLI) select $$(@D)/embeddings.h5,- | $(ALCLI) select -) \
+	      --labeled $$(word 2,$$^) --budget $(BUDGET) --method $(call select_method,$(1)) \
+	      --seed $(2) --exclude $(OUT)/test.h5 --radius $(SELECT_ARGS) -o $$@ --json > $$(@D)/select.json
 $(OUT)/$(1)/seed$(2)/round$(3)/ckpt.h5: $(OUT)/$(1)/seed$(2)/round$(3)/labeled.h5
-	$(ALCLI) -q train $(DATA) --labeled $$< --arch $(ARCH) --epochs $(EPOCHS) --seed $(2) $(TRAIN_ARGS) -o $$@
+	$(TRAIN) --labeled $$< --seed $(2) \
+	  $(if $(filter ceal,$(1)),--pseudo-labels $$(@D)/embeddings.h5 --pseudo-threshold $(call ceal_delta,$(3))) -o $$@
 $(OUT)/$(1)/seed$(2)/round$(3)/report.h5: $(OUT)/$(1)/seed$(2)/round$(3)/ckpt.h5
 	$(ALCLI) -q evaluate $$< $(DATA) --indices $(OUT)/test.h5 -o $$@
 endef
