@@ -92,7 +92,11 @@ def read_answers(path: str, fmt: str = "auto", fields: Fields | None = None,
         if fmt not in ("auto", "folder"):
             problems.add(MALFORMED, f"{name}: is a folder, not a {fmt} file", name)
             return out
-        _folder(path, out)
+        try:
+            _folder(path, out)
+        except OSError as exc:
+            problems.add(MALFORMED, f"{name}: cannot read ({exc.strerror or exc})", name)
+            return Answers(name, format="folder")
     else:
         try:
             raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
@@ -294,7 +298,8 @@ def _tasks(tasks: list[dict[str, Any]], fields: Fields, out: Answers, problems: 
             for res in ann.get("result") or []:
                 if isinstance(res, dict) and res.get("from_name") == label_key:
                     value = res.get("value") if isinstance(res.get("value"), dict) else {}
-                    names += [str(c) for c in value.get("choices") or []]
+                    picked = value.get("choices") or []
+                    names += [str(c) for c in (picked if isinstance(picked, list) else [picked])]
                 elif isinstance(res, dict) and res.get("type") == "choices":
                     controls.add(str(res.get("from_name")))
             label = names[0].strip() or None if len(names) == 1 else _choice(names, out.name, what, problems)

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alcli.answers import Answers
+from alcli.answers import FORMATS, Answers, read_answers
 from alcli.artifacts import Dataset, read_dataset, read_labeled, write_dataset
 from alcli.errors import AlcliError
 from alcli.labelling import merge
+from alcli.problems import Problems
 from tests.conftest import SAMPLE, assert_one_line_error, run_alcli
 
 N = 60
@@ -413,3 +414,28 @@ def test_merge_matches_oracle(data: st.DataObject) -> None:
     assert got.label_round.tolist() == np.where(changed, 0, -1).tolist()
     only_skips = {r for r, c, _ in answers if c == -2} - {r for r, c, _ in answers if c >= 0}
     assert got.skipped.tolist() == sorted(r for r in only_skips if expect[r] < 0)
+
+
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True) | st.text(max_size=4),
+                       lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(st.sampled_from(["id", "row", "label", "answer", "alcli_id", "alcli_row",
+                                                          "choice", "choices", "image", "data", "annotations",
+                                                          "result", "from_name", "value", "was_cancelled",
+                                                          "updated_at", "type"]), inner, max_size=4),
+                       max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=60), st.text(max_size=60), JSONISH.map(json.dumps),
+                 st.lists(JSONISH.map(json.dumps), max_size=3).map("\n".join),
+                 st.lists(st.lists(st.text("ab,;\"\n0-9 ", max_size=4), max_size=4), max_size=4).map(
+                     lambda rows: "id,row,label,answer\n" + "\n".join(",".join(r) for r in rows))),
+       st.sampled_from(FORMATS[:-1]))
+def test_any_bytes_parse_or_report(tmp_path_factory: pytest.TempPathFactory, content: str | bytes, fmt: str) -> None:
+    """Whatever the file holds, reading it either gives answers or adds problems: never an exception."""
+    path = tmp_path_factory.mktemp("fuzz") / "answers"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+    problems = Problems()
+    got = read_answers(str(path), fmt, problems=problems)
+    assert len(got.ids) == len(got.rows) == len(got.labels) == len(got.skips) == len(got.times)
+    assert problems or len(got) > 0
