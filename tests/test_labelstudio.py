@@ -14,6 +14,8 @@ from conftest import SAMPLE, run_alcli
 from labelstudio_server import LS_EXE, LabelStudio
 from PIL import Image
 
+from alcli.artifacts.embeddings import Embeddings, write_embeddings
+
 pytestmark = pytest.mark.labelstudio
 
 CLASSES = ",".join(str(d) for d in range(10))
@@ -42,8 +44,9 @@ def label_studio(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def round_(label_studio):
-    """pool of MNIST PNGs → pack --unlabelled → split (the picks) → export label-studio → Label Studio project →
-    annotations with the true classes (one cancelled, one answered twice) → its JSON, JSON_MIN and CSV exports."""
+    """pool of MNIST PNGs → pack --unlabelled → split (the picks) → export label-studio with a model's
+    suggestions → Label Studio project → annotations with the true classes (one cancelled, one answered twice)
+    → its JSON, JSON_MIN and CSV exports."""
     server, root = label_studio
     pool = root / "pool"
     with h5py.File(SAMPLE, "r") as f:
@@ -57,16 +60,21 @@ def round_(label_studio):
         truth[rel] = str(int(lab))
     run_alcli("pack", pool, "--unlabelled", "-o", root / "data.h5", check=True)
     run_alcli("split", root / "data.h5", "--size", N_PICKS, "--seed", 3, "-o", root / "picks.h5", check=True)
+    # a model's guesses (random here, so mostly wrong): Label Studio copies them into every annotation's
+    # `prediction`, which `alcli label` must not mistake for the answer
+    probs = np.random.default_rng(5).dirichlet(np.ones(10), N_POOL).astype(np.float32)
+    write_embeddings(str(root / "emb.h5"), Embeddings(np.zeros((N_POOL, 2), np.float32), np.arange(N_POOL),
+                                                      N_POOL, probs=probs))
     run_alcli("export", root / "picks.h5", "--dataset", root / "data.h5", "-o", root / "tasks.json",
-              "--url-prefix", PREFIX, "--classes", CLASSES, check=True)
+              "--url-prefix", PREFIX, "--classes", CLASSES, "--suggest", root / "emb.h5", check=True)
     tasks = json.loads((root / "tasks.json").read_text("utf-8"))
     config = (root / "label_config.xml").read_text("utf-8")
-    assert len(tasks) == N_PICKS and all(set(t) == {"data"} for t in tasks)
+    assert len(tasks) == N_PICKS and all(set(t) == {"data", "predictions"} for t in tasks)
 
     project = server.api("POST", "/api/projects", {"title": "alcli round", "label_config": config})
     pid = project["id"]
     imported = server.api("POST", f"/api/projects/{pid}/import", tasks)
-    assert imported["task_count"] == N_PICKS, imported
+    assert imported["task_count"] == N_PICKS and imported["prediction_count"] == N_PICKS, imported
     # serve the pool from Label Studio's local-file storage, as the --url-prefix assumes
     server.api("POST", "/api/storages/localfiles",
                {"project": pid, "title": "pool", "path": str(pool), "use_blob_urls": True})
@@ -87,7 +95,8 @@ def round_(label_studio):
             server.api("POST", f"/api/tasks/{task['id']}/annotations", choose(truth[ident]))
     for kind, name in EXPORTS.items():
         (root / name).write_bytes(server.api("GET", f"/api/projects/{pid}/export?exportType={kind}", raw=True))
-    return {"root": root, "pool": pool, "truth": truth, "tasks": tasks, "cancelled": cancelled,
+    suggested = {t["data"]["alcli_id"]: t["predictions"][0]["result"][0]["value"]["choices"][0] for t in tasks}
+    return {"suggested": suggested, "root": root, "pool": pool, "truth": truth, "tasks": tasks, "cancelled": cancelled,
             "twice": twice, "listed": listed}
 
 
@@ -112,6 +121,24 @@ def test_tasks_keep_alcli_ids_and_images_are_served(label_studio, round_):
     assert url.startswith(PREFIX) and urllib.parse.unquote(url[len(PREFIX):]) == round_["listed"][2]["data"]["alcli_id"]
     served = server.api("GET", url, raw=True)
     assert served == (round_["pool"] / round_["listed"][2]["data"]["alcli_id"]).read_bytes()
+    assert all(t["total_predictions"] == 1 for t in round_["listed"])
+
+
+def test_json_export_carries_the_suggestions_beside_the_answers(round_):
+    """The quirk the JSON parser must survive: each annotation embeds the task's prediction with its own result."""
+    exported = json.loads((round_["root"] / EXPORTS["JSON"]).read_text("utf-8"))
+    differ = 0
+    for task in exported:
+        for ann in task["annotations"]:
+            if ann["was_cancelled"]:
+                assert ann["result"] == [] and task["data"]["alcli_id"] == round_["cancelled"]
+                continue
+            ident = task["data"]["alcli_id"]
+            answer = ann["result"][0]["value"]["choices"][0]
+            assert answer == round_["truth"][ident]
+            assert ann["prediction"]["result"][0]["value"]["choices"][0] == round_["suggested"][ident]
+            differ += answer != round_["suggested"][ident]
+    assert differ >= 3  # so reading the prediction instead of the answer would fail the tests below
 
 
 @pytest.mark.parametrize("kind", list(EXPORTS))
