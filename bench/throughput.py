@@ -1,7 +1,8 @@
 """Benchmark: training and embedding throughput (images/second) of every architecture.
 
-Prints one JSON object: per architecture, train and embed images/s, and each relative to the small CNN
-measured in the same run (so numbers from different machines or loads can be compared as ratios).
+Prints one JSON object: per architecture, train (supervised, and FixMatch semi-supervised as `train_semi_*`
+with its ratio to supervised) and embed images/s, and each relative to the small CNN measured in the same
+run (so numbers from different machines or loads can be compared as ratios).
 Inputs are real images: MNIST 28×28 grey for `small`, CIFAR-10 32×32 RGB for vgg16/resnet18 (random
 uint8 images of that shape when ../shared/data is absent). Each measurement follows a warm-up step.
 
@@ -13,6 +14,7 @@ uint8 images of that shape when ../shared/data is absent). Each measurement foll
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -59,6 +61,7 @@ def measure(arch: str, device: torch.device, n_train: int, n_embed: int, batch: 
     net, ckpt = training.train(ds, rows_train, recipe)
     sync(device)
     train_s = time.perf_counter() - t0
+    semi = measure_semi(ds, rows_train, recipe, device)
     net.eval()
     opts = embedding.EmbedOptions(batch_size=256)
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,9 +77,32 @@ def measure(arch: str, device: torch.device, n_train: int, n_embed: int, batch: 
         "train_images": int(rows_train.size),
         "train_seconds": round(train_s, 3),
         "train_images_per_s": round(rows_train.size / train_s, 1),
+        **semi,
         "embed_images": int(rows_embed.size),
         "embed_seconds": round(embed_s, 3),
         "embed_images_per_s": round(rows_embed.size / embed_s, 1),
+    }
+
+
+def measure_semi(ds: Dataset, rows: np.ndarray, recipe: training.Recipe, device: torch.device) -> dict[str, float]:
+    """FixMatch (μ = 7) over as many images as the supervised run: 1/8 labelled, 7/8 unlabelled. Images/s
+    counts each image once, though an unlabelled one goes through the model twice (weak and strong view)
+    and is strongly augmented on the CPU first."""
+    semi = dataclasses.replace(recipe, semi_supervised="fixmatch")
+    n_lab = max(2 * recipe.batch_size, rows.size // (1 + semi.mu))
+    lab, unl = rows[:n_lab], rows[n_lab:]
+    warm = unl[: semi.mu * recipe.batch_size]
+    training.train(ds, lab, semi, unlabeled=warm)  # warm-up (and the augmentation ops' first calls)
+    sync(device)
+    t0 = time.perf_counter()
+    _, ckpt = training.train(ds, lab, semi, unlabeled=unl)
+    sync(device)
+    secs = time.perf_counter() - t0
+    images = int(ckpt.hparams["steps"]) * recipe.batch_size + int(unl.size)
+    return {
+        "train_semi_images": images,
+        "train_semi_seconds": round(secs, 3),
+        "train_semi_images_per_s": round(images / secs, 1),
     }
 
 
@@ -112,6 +138,7 @@ def main() -> None:
         for res in results.values():
             res["train_vs_small"] = round(res["train_images_per_s"] / base["train_images_per_s"], 4)
             res["embed_vs_small"] = round(res["embed_images_per_s"] / base["embed_images_per_s"], 4)
+            res["train_semi_vs_supervised"] = round(res["train_semi_images_per_s"] / res["train_images_per_s"], 4)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     print(json.dumps({
         "benchmark": "throughput",
