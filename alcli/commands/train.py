@@ -53,7 +53,9 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
             threshold: float, mu: int, unlabeled_weight: float, pseudo_path: str | None,
             pseudo_threshold: float | None, output: str, as_json: bool) -> None:
     """Train ARCH from scratch on the rows of LABELED.h5 in DATA.h5 (an alcli.dataset or a plain
-    images/labels HDF5 file). The checkpoint holds the weights, the normalisation and the training log."""
+    images/labels HDF5 file). The checkpoint holds the weights, the normalisation and the training log.
+    Weakly supervised: --semi-supervised fixmatch also learns from the unlabelled rows (all rows neither
+    labelled nor --exclude'd); --pseudo-labels adds CEAL's confident rows with their predicted class."""
     import numpy as np
 
     from alcli import data, semisupervised, training
