@@ -1,21 +1,18 @@
 """Reading annotators' answers: the one home for answer formats, their detection and their parsers.
 
-Formats (`--format`, `auto` recognises each by its content):
-
-- `csv` / `jsonl`: alcli's own work list (`alcli export`): keys `id,row,rank,score,image,label,answer`;
-  the annotator writes a class name in `label`, or `skip` in `answer`.
-- `label-studio`: Label Studio's JSON export, a list of tasks `{"data": {...}, "annotations": [{"result":
-  [{"from_name": "choice", "type": "choices", "value": {"choices": [NAME]}}], "was_cancelled": ...}]}`;
-  a cancelled annotation (the annotator pressed Skip) is a `skip` answer; `predictions` are ignored.
-- `label-studio-min` / `label-studio-csv`: JSON_MIN and CSV, one flat record per annotation with the task's
-  data fields at top level and the class under `choice` (a name, or `{"choices": [...]}` for several;
-  in CSV that dict is JSON text). Label Studio leaves cancelled annotations out of both.
-- `folder`: an ImageFolder-style tree FOLDER/CLASS/FILE (FiftyOne, CVAT, Ultralytics); the id is FILE's
-  path below CLASS. Files directly in FOLDER are not answers.
-
-Label Studio ids come from `data.alcli_id` (and `alcli_row`), else from the `image` URL (its `?d=`
-parameter for local-file serving, else its path). Every answer keeps its order (file, then record) and,
-for Label Studio, when it was last updated: `--resolve latest` uses them.
+Formats (`--format`; `auto` recognises each by its content):
+- `csv` / `jsonl`: alcli's work list (`alcli export`), keys `id,row,rank,score,image,label,answer`: a
+  class name in `label`, or `skip` in `answer`.
+- `label-studio`: Label Studio's JSON export, tasks `{"data": {...}, "annotations": [{"result": [{"from_name":
+  "choice", "type": "choices", "value": {"choices": [NAME]}}], "was_cancelled": ...}]}`; a cancelled
+  annotation (Skip) is a `skip` answer; `predictions` (also copied into annotations) are ignored.
+- `label-studio-min` / `label-studio-csv`: JSON_MIN and CSV (or TSV), one flat record per annotation: the
+  task's data keys plus `choice` (a name, or `{"choices": [...]}`, as JSON text in CSV). Label Studio
+  leaves cancelled annotations out of both.
+- `folder`: FOLDER/CLASS/FILE (ImageFolder, as FiftyOne, CVAT, Ultralytics export); the id is FILE's path
+  below CLASS; files directly in FOLDER are not answers.
+Label Studio ids come from `data.alcli_id` (and `alcli_row`), else from the `image` URL (`?d=` for local
+files, else its path). Answers keep their reading order and Label Studio's `updated_at` for `--resolve`.
 """
 
 from __future__ import annotations
@@ -87,50 +84,37 @@ def read_answers(path: str, fmt: str = "auto", fields: Fields | None = None,
     problems = problems if problems is not None else Problems()
     name = "<stdin>" if path == "-" else path
     out = Answers(name)
-    if path != "-" and os.path.isdir(path):
-        out.format = "folder"
-        if fmt not in ("auto", "folder"):
-            problems.add(MALFORMED, f"{name}: is a folder, not a {fmt} file", name)
-            return out
-        try:
+    try:
+        if path != "-" and os.path.isdir(path):
+            out.format = "folder"
+            if fmt not in ("auto", "folder"):
+                raise _Malformed(f"is a folder, not a {fmt} file")
             _folder(path, out)
-        except OSError as exc:
-            problems.add(MALFORMED, f"{name}: cannot read ({exc.strerror or exc})", name)
-            return Answers(name, format="folder")
-    else:
-        try:
-            raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
-        except OSError as exc:
-            problems.add(MALFORMED, f"{name}: cannot read ({exc.strerror or exc})", name)
-            return out
-        out.sha256 = hashlib.sha256(raw).hexdigest()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            problems.add(MALFORMED, f"{name}: not UTF-8 text (byte {exc.start})", name)
-            return out
-        if fmt == "folder":
-            problems.add(MALFORMED, f"{name}: is a file, not a folder", name)
-            return out
-        try:
+        else:
+            if path == "-":
+                raw = sys.stdin.buffer.read()
+            else:
+                with open(path, "rb") as fh:
+                    raw = fh.read()
+            out.sha256 = hashlib.sha256(raw).hexdigest()
+            if fmt == "folder":
+                raise _Malformed("is a file, not a folder")
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise _Malformed(f"not UTF-8 text (byte {exc.start})") from None
             _parse_text(text, fmt, fields, out, problems)
-        except _Malformed as exc:
-            problems.add(MALFORMED, f"{name}: {exc}", name)
-            return Answers(name, out.sha256, out.format)
-    if not out.ids and not problems.sources.count(name):
+    except (OSError, _Malformed) as exc:
+        why = f"cannot read ({exc.strerror or exc})" if isinstance(exc, OSError) else str(exc)
+        problems.add(MALFORMED, f"{name}: {why}", name)
+        return Answers(name, out.sha256, out.format)
+    if not out.ids and name not in problems.sources:
         problems.add(MALFORMED, f"{name}: holds no answers", name)
     return out
 
 
 class _Malformed(Exception):
     pass
-
-
-def _read_bytes(path: str) -> bytes:
-    if not os.path.exists(path):
-        raise FileNotFoundError(2, "no such file")
-    with open(path, "rb") as fh:
-        return fh.read()
 
 
 # ------------------------------------------------------------------------------------------ detection
