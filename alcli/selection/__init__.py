@@ -2,6 +2,7 @@
 
 from alcli.selection import (  # noqa: F401  (registers)
     badge,
+    bmdr,
     clustering,
     coverage,
     hybrid,
