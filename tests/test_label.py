@@ -276,32 +276,49 @@ def test_partial_batch_then_train(pool: dict, tmp_path: Path) -> None:
     assert not set(read_labeled(str(tmp_path / "next.h5")).indices.tolist()) & set(picks[8:10])
 
 
-def test_export_then_label(pool: dict, tmp_path: Path) -> None:
-    """alcli export's own work lists, filled in, come back through alcli label."""
-    lab = tmp_path / "l.h5"
-    run_alcli("split", pool["path"], "--size", "6", "--seed", "4", "-o", lab, check=True)
-    run_alcli("export", lab, "--dataset", pool["path"], "-o", tmp_path / "work.csv", check=True)
+def test_pack_export_label(pool: dict, tmp_path: Path) -> None:
+    """An unlabelled folder (nested, spaces, unicode) → pack → split → alcli export in each format →
+    answers as the annotator or Label Studio writes them → label: the labels land on the right images."""
+    from PIL import Image
+
+    images = read_dataset(str(pool["path"])).images
+    folder, truth = tmp_path / "photos", {}
+    for i in range(12):
+        rel = f"{FOLDERS[i % 3]}/ça {i:02d}.png"
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[i]).save(folder / rel)
+        truth[rel] = str(pool["truth"][i])
+    data, lab, classes = tmp_path / "data.h5", tmp_path / "l.h5", tmp_path / "classes.txt"
+    run_alcli("pack", folder, "--unlabelled", "-o", data, check=True)
+    run_alcli("split", data, "--size", "6", "--seed", "4", "-o", lab, check=True)
+    classes.write_text("".join(f"{c}\n" for c in range(10)))
+    for fmt in ("csv", "jsonl", "label-studio"):
+        run_alcli("export", lab, "--dataset", data, "-o", tmp_path / f"work.{fmt}", "--format", fmt,
+                  "--url-prefix", "/data/local-files/?d=photos/", "--classes", classes, check=True)
     with open(tmp_path / "work.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    for rec in rows:
-        rec["label"] = str(pool["truth"][int(rec["row"])])
-    with open(tmp_path / "done.csv", "w", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "done.csv", "w", newline="", encoding="utf-8") as fh:  # as a spreadsheet saves it
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
-        w.writerows(rows)
-    run_alcli("export", lab, "--dataset", pool["path"], "-o", tmp_path / "tasks.json",
-              "--url-prefix", "/data/local-files/?d=pool/", check=True)
-    tasks = json.loads((tmp_path / "tasks.json").read_text())
-    for k, task in enumerate(tasks):  # what Label Studio's JSON export makes of them
+        w.writerows({**rec, "label": truth[rec["id"]]} for rec in rows)
+    lines = [json.loads(line) for line in (tmp_path / "work.jsonl").read_text().splitlines()]
+    (tmp_path / "done.jsonl").write_text("".join(json.dumps({**rec, "label": truth[rec["id"]]}) + "\n"
+                                                 for rec in lines))
+    tasks = json.loads((tmp_path / "work.label-studio").read_text())
+    for k, task in enumerate(tasks):  # what Label Studio's JSON export makes of the imported tasks
         task["id"] = 900 + k
-        task["annotations"] = [ls_annotation(k, str(pool["truth"][task["data"]["alcli_row"]]))]
+        task["annotations"] = [ls_annotation(k, truth[task["data"]["alcli_id"]])]
     (tmp_path / "export.json").write_text(json.dumps(tasks))
-    picks = read_labeled(str(lab)).indices
-    for answers in ("done.csv", "export.json"):
-        label_json(pool["path"], tmp_path / answers, "-o", tmp_path / "d2.h5")
-        labels = read_dataset(str(tmp_path / "d2.h5")).labels
-        np.testing.assert_array_equal(labels[picks], pool["truth"][picks])
-        assert np.sum(labels >= 0) == picks.size
+    by_url = [{"image": t["data"]["image"], "choice": t["annotations"][0]["result"][0]["value"]["choices"][0],
+               "annotation_id": k, "annotator": 1} for k, t in enumerate(tasks)]  # JSON_MIN without alcli_id
+    (tmp_path / "by-url.json").write_text(json.dumps(by_url))
+    variants = (["done.csv"], ["done.jsonl"], ["export.json"], ["by-url.json", "--strip-prefix", "photos/"])
+    for answers, *extra in variants:
+        info = label_json(data, tmp_path / answers, "--classes", classes, "-o", tmp_path / "d2.h5", *extra)
+        assert info["new"] == 6
+        ds = read_dataset(str(tmp_path / "d2.h5"))
+        got = {ds.ids[r]: ds.class_names[c] for r, c in enumerate(ds.labels) if c >= 0}
+        assert got == {ds.ids[r]: truth[ds.ids[r]] for r in read_labeled(str(lab)).indices}
 
 
 # ------------------------------------------------------------------------------------------ bad input
