@@ -177,7 +177,7 @@ def _csv_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     yield 1, dict.fromkeys(header, "")
     try:
         for cells in reader:
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
+            if not any(cell.strip() for cell in cells):  # blank lines, a spreadsheet's empty rows
                 continue
             if len(cells) > len(header):
                 raise _Malformed(f"line {reader.line_num}: {len(cells)} fields, the header has {len(header)}")
