@@ -65,7 +65,7 @@ def command(dataset: str, answer_paths: tuple[str, ...], output: str | None, fmt
         raise AlcliError("needs --labeled L.h5 (the set to remove pending picks from)", "--labeled-out")
     if outputs.count("-") + as_json > 1:
         raise AlcliError("only one of -o, --labeled-out, --skipped-out and --json can use stdout", "-")
-    if [dataset, *answer_paths].count("-") > 1:
+    if [dataset, *answer_paths, labeled_path].count("-") > 1:
         raise AlcliError("stdin can carry only one input", "-")
     if not dry_run:
         for path in outputs:
