@@ -148,9 +148,10 @@ def _norm_bands(cn: np.ndarray, most: int = 48) -> tuple[np.ndarray, np.ndarray]
 
 def nearest_exact(
     x: np.ndarray, rows: np.ndarray, centers: np.ndarray, gpu: bool = False, k: int = 8, block: int = 1 << 16
-) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Exact float64 squared distance to the nearest of `centers` (k×d float32) for every x[rows[i]], and
-    that center's index (the lowest among exact ties). Returns (s, nearest, counters).
+    that center's index (the lowest among exact ties). Returns (s, nearest, counters and the points'
+    norms |x| under "norms").
 
     FAISS proposes k neighbours by float32 distance; every listed one whose value is within the rigorous
     per-pair error bound of the best is measured exactly. An unlisted center c is at least
@@ -167,11 +168,12 @@ def nearest_exact(
     index = _flat_index(u)
     s = np.empty(rows.shape[0], np.float64)
     near = np.empty(rows.shape[0], np.int64)
-    counts = {"pairs_measured": 0, "points_scanned": 0}
+    norms = np.empty(rows.shape[0], np.float64)
+    counts = {"pairs_measured": 0, "points_scanned": 0, "norms": norms}
     for start in range(0, rows.shape[0], block):
         part = rows[start : start + block]
         dist, ids = _search(index, x, part, k, 8192)
-        pn = np.sqrt(sqnorms_rows(x, part))
+        pn = norms[start : start + part.size] = np.sqrt(sqnorms_rows(x, part))
         d64 = dist.astype(np.float64)
         tol = expansion_tolerance(d, pn[:, None], cn[np.maximum(ids, 0)], gpu=gpu)
         upper = (d64 + tol).min(axis=1)

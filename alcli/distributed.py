@@ -33,12 +33,11 @@ from alcli import distance
 from alcli.cluster import SOURCE, connect, short
 from alcli.errors import AlcliError
 from alcli.selection.base import Problem, Result
-from alcli.selection.greedy import CenterBounds, GreedyShard, farthest_from_mean, kcenter_greedy
+from alcli.selection.greedy import CenterBounds, GreedyShard, farthest_from_mean, kcenter_greedy, plan
 
 MODES = ("exact", "two-round")
 CALL_TIMEOUT = 3600.0
 TOP_K = 64  # farthest points each shard reports per round trip (the driver may pick several from them)
-_MARGIN = 1e-9  # relative: driver-side values decide a pick only when this far from every rival
 
 # (squared distances, positions, vectors, bound on the rest, {position: score} of the picks applied, seconds)
 Top = tuple[np.ndarray, np.ndarray, np.ndarray, float, dict[int, float], float]
@@ -82,19 +81,8 @@ class ShardActor:
     def _top(self, k: int, scores: dict[int, float], t0: float) -> Top:
         """The k farthest points (by squared distance, then lowest position), their vectors, and the
         (k+1)-th distance: no point left out is farther than that bound."""
-        live = np.flatnonzero(self.shard.s >= 0)
-        s = self.shard.s[live]
-        if live.size > k + 1:
-            part = np.argpartition(-s, k)[: k + 1]
-            cut = s[part].min()
-            part = np.flatnonzero(s >= cut)  # every point tied with the cut, so the order below is total
-        else:
-            part = np.arange(live.size)
-        order = part[np.lexsort((self.positions[live[part]], -s[part]))]
-        top, rest = live[order[:k]], order[k:]
-        bound = float(s[rest[0]]) if rest.size else -1.0
-        return (self.shard.s[top].copy(), self.positions[top].copy(), self.x[top].copy(), bound, scores,
-                time.perf_counter() - t0)
+        vals, pos, vecs, bound = self.shard.top(k)
+        return vals, pos, vecs, bound, scores, time.perf_counter() - t0
 
     def farthest_from(self, mean: np.ndarray) -> tuple[float, int]:
         if self.rows.size == 0:
@@ -127,11 +115,14 @@ class ShardActor:
         self.shard.add_center(vec.astype(np.float64), center_id, lower)
 
     def apply(self, positions: np.ndarray, vecs: np.ndarray, k: int) -> Top:
-        """Fold in new centers in order (the same updates as one step each); answer with the new top k."""
+        """Fold in new centers in order (the state m single steps give, in one pass); answer with the new
+        top k and the picks' distances² for the ones this shard owns."""
         t0 = time.perf_counter()
-        scores: dict[int, float] = {}
-        for pos, vec in zip(positions.tolist(), vecs, strict=True):
-            self._add(pos, vec, scores)
+        vecs = np.asarray(vecs, np.float32)
+        lower = self.bounds.lower_many(vecs)
+        first = self.bounds.k
+        self.bounds.add(vecs)
+        scores = self.shard.apply(np.asarray(positions, np.int64), vecs, first, lower)
         return self._top(k, scores, t0)
 
     def local_greedy(self, labeled: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray, float, float | None]:
@@ -239,10 +230,10 @@ class _Driver:
 
 
 class _Pool:
-    """The shards' farthest points, merged. `plan` picks greedily among them while the choice is certain:
-    the first pick is the exact reduce (max, lowest position) of the shards' own values; each further one
-    only if, after the driver folds in the picks so far, it beats every other reported point and the bound
-    on all unreported ones by a relative margin far above float64 rounding."""
+    """The shards' farthest points, merged. `plan` (alcli.selection.greedy.plan) picks greedily among them
+    while the choice is certain: the first pick is the exact reduce (max, lowest position) of the shards'
+    own values; each further one only if, after folding in the picks so far, it beats every other reported
+    point and the bound on all unreported ones by a relative margin far above float64 rounding."""
 
     def __init__(self, answers: list[Top]) -> None:
         self.vals = np.concatenate([a[0] for a in answers]).astype(np.float64)
@@ -254,25 +245,7 @@ class _Pool:
         return float(self.vals.max(initial=-1.0))
 
     def plan(self, room: int) -> np.ndarray:
-        if self.pos.size == 0 or room <= 0:
-            return np.zeros(0, np.int64)
-        vals = self.vals.copy()
-        first = int(np.lexsort((self.pos, -vals))[0])
-        chosen = [first]
-        while len(chosen) < room:
-            self._fold(vals, chosen[-1])
-            order = np.argsort(-vals, kind="stable")[:2]
-            v1 = vals[order[0]]
-            v2 = vals[order[1]] if order.size > 1 else -np.inf
-            if v1 < 0 or not (v1 > self.bound * (1 + _MARGIN) and v1 > v2 * (1 + _MARGIN)):
-                break
-            chosen.append(int(order[0]))
-        return np.asarray(chosen, np.int64)
-
-    def _fold(self, vals: np.ndarray, i: int) -> None:
-        vals[i] = -1.0
-        np.minimum(vals, distance.sqdist_exact(self.vecs, self.vecs[i].astype(np.float64)), out=vals)
-        vals[i] = -1.0
+        return plan(self.vals, self.pos, self.vecs, self.bound, room)[0]
 
 
 def kcenter_exact(client: Any, x: Any, labeled: np.ndarray, candidates: np.ndarray, budget: int,

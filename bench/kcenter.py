@@ -2,10 +2,16 @@
 
 Prints one JSON object: seconds and peak RSS for each, their ratio, and whether the picks are identical.
 The reference is the naive method at its memory-bandwidth floor: float32, squared norms precomputed,
-one matrix-vector product per step over all points, on one BLAS thread.
+one matrix-vector product per step over all points, on one BLAS thread. alcli's part carries its
+profile: passes over the points, picks proved a pass, pairs screened (float32) and measured (float64),
+and seconds in the argmax/plan, the center bounds and the folds.
 
-    .venv/bin/python bench/kcenter.py                      # n=50,000 d=512 |labelled|=5,000 b=5,000
-    .venv/bin/python bench/kcenter.py --n 20000 --budget 2000 --threads 2
+    .venv/bin/python bench/kcenter.py                      # --preset paper: n=50,000 d=512 |L|=5,000 b=5,000
+    .venv/bin/python bench/kcenter.py --preset small       # n=10,000 d=512 |L|=1,000 b=1,000
+    .venv/bin/python bench/kcenter.py --preset million     # n=1,000,000 d=128 |L|=1,000 b=1,000
+    .venv/bin/python bench/kcenter.py --preset outliers    # the paper's size on uneven blobs + 0.5% big norms
+    .venv/bin/python bench/kcenter.py --preset features --features emb.h5   # real features (an embeddings file)
+    .venv/bin/python bench/kcenter.py --preset small --peers   # + fpsample's vanilla FPS seeded with |L|
 
 Each contender runs in its own subprocess (so peak RSS is its own) on features saved to a .npy file.
 """
@@ -100,6 +106,34 @@ def peak_rss_kb() -> int:
     return _status_kb("VmHWM:")
 
 
+PRESETS = {
+    "paper": {"n": 50_000, "d": 512, "labeled": 5_000, "budget": 5_000, "data": "clustered"},
+    "small": {"n": 10_000, "d": 512, "labeled": 1_000, "budget": 1_000, "data": "clustered"},
+    "million": {"n": 1_000_000, "d": 128, "labeled": 1_000, "budget": 1_000, "data": "clustered"},
+    "outliers": {"n": 50_000, "d": 512, "labeled": 5_000, "budget": 5_000, "data": "outliers"},
+    "features": {"labeled": 1_000, "budget": 1_000, "data": "file"},
+}
+
+
+def load_features(path: str) -> np.ndarray:
+    """The `features` matrix of an HDF5 file (an alcli embeddings artifact) or a .npy file, as float32."""
+    if path.endswith(".npy"):
+        return np.load(path).astype(np.float32)
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        return np.asarray(fh["features"], np.float32)
+
+
+def peers_fps(x: np.ndarray, labeled: np.ndarray, budget: int) -> list[int]:
+    """fpsample's vanilla FPS (compiled, float32) seeded with the labelled set: its new picks, in order."""
+    import fpsample
+
+    out = fpsample.fps_sampling(x, labeled.size + budget, start_idx=labeled.astype(int).tolist())
+    seed = set(labeled.tolist())
+    return [int(i) for i in out if int(i) not in seed][:budget]
+
+
 def child(which: str, path: str, labeled_n: int, budget: int, seed: int, threads: int) -> None:
     import faiss  # noqa: F401  (library code pages belong to the baseline, not to the working set)
 
@@ -112,7 +146,11 @@ def child(which: str, path: str, labeled_n: int, budget: int, seed: int, threads
     if which == "alcli":
         res = greedy.kcenter_greedy(x, labeled, candidates, budget, blas_threads=threads)
         picks = res.picks.tolist()
-        extra = {"phases": res.seconds, "points_measured": res.measured, "radius_after": res.radius_after}
+        extra = {"phases": res.seconds, "pairs_measured": res.measured, "radius_after": res.radius_after,
+                 "profile": res.profile}
+    elif which == "peers":
+        picks = peers_fps(x, labeled, budget)
+        extra = {"tool": "fpsample.fps_sampling (vanilla FPS, float32), seeded with the labelled set"}
     else:
         picks = reference_greedy(x, labeled, budget, threads)
         extra = {}
@@ -148,41 +186,65 @@ def run(which: str, args: argparse.Namespace, path: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=50_000)
-    ap.add_argument("--d", type=int, default=512)
-    ap.add_argument("--labeled", type=int, default=5_000)
-    ap.add_argument("--budget", type=int, default=5_000)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="sizes and data (flags override)")
+    ap.add_argument("--n", type=int)
+    ap.add_argument("--d", type=int)
+    ap.add_argument("--labeled", type=int)
+    ap.add_argument("--budget", type=int)
     ap.add_argument("--clusters", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", choices=["clustered", "outliers"], default="clustered",
-                    help="outliers: uneven blobs, 0.5%% of the points at ~3x the typical norm")
+    ap.add_argument("--data", choices=["clustered", "outliers", "file"],
+                    help="outliers: uneven blobs, 0.5%% of the points at ~3x the typical norm; file: --features")
+    ap.add_argument("--features", help="HDF5 file with a `features` dataset (alcli embed's output) or .npy")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads in the per-step loops")
-    ap.add_argument("--child", choices=["alcli", "reference"])
+    ap.add_argument("--peers", action="store_true", help="also run fpsample's vanilla FPS (the dev extra)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the numpy reference")
+    ap.add_argument("--child", choices=["alcli", "reference", "peers"])
     ap.add_argument("--path")
     args = ap.parse_args()
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
     if args.child:
         child(args.child, args.path, args.labeled, args.budget, args.seed, args.threads)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "features.npy")
-        make = {"clustered": clustered, "outliers": outliers}[args.data]
-        np.save(path, make(args.n, args.d, args.clusters, args.seed))
+        if args.data == "file":
+            if not args.features:
+                ap.error("--data file (--preset features) needs --features PATH")
+            x = load_features(args.features)
+            args.n, args.d = x.shape
+        else:
+            x = {"clustered": clustered, "outliers": outliers}[args.data](args.n, args.d, args.clusters, args.seed)
+        np.save(path, x)
+        del x
         ours = run("alcli", args, path)
-        ref = run("reference", args, path)
-        diff = first_difference(np.load(path), args, ours["picks"], ref["picks"])
+        ref = None if args.no_reference else run("reference", args, path)
+        peers = run("peers", args, path) if args.peers else None
+        x = np.load(path, mmap_mode="r")
+        diff = first_difference(x, args, ours["picks"], ref["picks"]) if ref else None
+        peers_diff = first_difference(x, args, ours["picks"], peers["picks"]) if peers else None
+        del x
     features_mb = args.n * args.d * 4 / 2**20
     result = {
-        "bench": "kcenter_greedy",
-        "data": args.data, "n": args.n, "d": args.d, "labeled": args.labeled, "budget": args.budget,
-        "blas_threads": args.threads, "cpu_count": os.cpu_count(),
+        "bench": "kcenter_greedy", "preset": args.preset,
+        "data": args.features if args.data == "file" else args.data,
+        "n": args.n, "d": args.d, "labeled": args.labeled, "budget": args.budget,
+        "blas_threads": args.threads, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
         "features_mb": round(features_mb, 1),
         "alcli": {k: v for k, v in ours.items() if k != "picks"},
-        "reference": {k: v for k, v in ref.items() if k != "picks"},
-        "speedup": ref["seconds"] / ours["seconds"],
         "alcli_peak_over_features": (ours["peak_rss_mb"] - ours["import_rss_mb"]) / features_mb,
-        "identical_picks": ours["picks"] == ref["picks"],
-        "first_difference": diff,
     }
+    if ref:
+        result.update({"reference": {k: v for k, v in ref.items() if k != "picks"},
+                       "speedup": ref["seconds"] / ours["seconds"],
+                       "identical_picks": ours["picks"] == ref["picks"], "first_difference": diff})
+    if peers:
+        result["peers"] = {k: v for k, v in peers.items() if k != "picks"}
+        result["peers"]["speedup"] = peers["seconds"] / ours["seconds"]
+        result["peers"]["same_picks"] = ours["picks"] == peers["picks"]
+        result["peers"]["first_difference"] = peers_diff
     print(json.dumps(result, indent=None))
 
 

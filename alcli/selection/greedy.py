@@ -50,6 +50,7 @@ class GreedyShard:
             return
         s, near, counts = distance.nearest_exact(self.x, self.rows, centers, gpu=gpu, k=neighbours)
         self.s = s
+        self.norms = counts.pop("norms")
         self.assign = near.astype(np.int32)
         self.measured += counts["pairs_measured"]
         self.scanned += counts["points_scanned"]
@@ -128,12 +129,17 @@ class GreedyShard:
         return scores
 
     def _fold(self, idx: np.ndarray, centers: np.ndarray, cn: np.ndarray, first_id: int, lower: np.ndarray) -> None:
+        """Points idx against the new centers: float32 distances ± their rigorous bound; only the pairs that
+        could be a point's new nearest (below its distance, and within the bound of its best) are measured."""
         maybe = self.thr[idx, None] > lower[self.assign[idx]]
+        self.screened += int(np.count_nonzero(maybe))
         pn = self.norms[idx]
         fl = (pn * pn)[:, None] + (cn * cn)[None, :] - 2.0 * (np.asarray(self.x[self.rows[idx]]) @ centers.T)
-        fl -= distance.expansion_tolerance(centers.shape[1], pn[:, None], cn[None, :])
-        self.screened += int(np.count_nonzero(maybe))
-        pi, tj = np.nonzero(maybe & (fl < self.s[idx, None]))
+        tol = distance.expansion_tolerance(centers.shape[1], pn[:, None], cn[None, :])
+        fl[~maybe] = np.inf
+        upper = (fl + tol).min(axis=1)
+        fl -= tol
+        pi, tj = np.nonzero((fl < self.s[idx, None]) & (fl <= upper[:, None]))
         if pi.size == 0:
             return
         d2 = distance.sqdist_pairs(self.x, self.rows[idx[pi]], centers, tj)
