@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, assert_one_line_error, run_alcli
+from conftest import ROOT, SAMPLE, alcli_exe, assert_one_line_error, run_alcli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alcli import training
-from alcli.artifacts import read_embeddings, read_labeled
+from alcli.artifacts import Dataset, read_dataset, read_embeddings, read_labeled, write_dataset
 from alcli.semisupervised import pseudo_labels
 
 
@@ -105,3 +107,43 @@ def test_pseudo_label_errors(setup: Path, tmp_path: Path) -> None:
     assert_one_line_error(run_alcli(*base, "--pseudo-labels", setup / "e0.h5", "--pseudo-threshold", "0.1",
                                     "--exclude", setup / "l0.h5"), "--exclude")
     assert not out.exists()
+
+
+def _make(cwd: Path, *args: str, dry: bool = False) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(alcli_exe()).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = ["make", "-f", str(ROOT / "samples" / "experiment.mk"), *(["-n"] if dry else ["-j2"]), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_experiment_plans_ceal_and_semi_supervised_rounds(tmp_path: Path) -> None:
+    args = ["DATA=d.h5", "NAME=t", "METHODS=ceal kcenter", "SEEDS=0", "ROUNDS=3", "SEMI=fixmatch",
+            "CEAL_DELTA=0.05", "CEAL_DR=0.02"]
+    plan = _make(tmp_path, *args, dry=True)
+    assert plan.returncode == 0, plan.stderr
+    trains = [ln for ln in plan.stdout.splitlines() if " train " in ln]
+    assert len(trains) == 1 + 2 * 3  # the shared initial model, then every round of both methods
+    assert all("--semi-supervised fixmatch" in ln and "--exclude runs/t/test.h5" in ln for ln in trains)
+    ceal = [ln for ln in trains if "/ceal/" in ln]
+    deltas = [float(ln.split("--pseudo-threshold ")[1].split()[0]) for ln in ceal]
+    assert deltas == pytest.approx([0.03, 0.01, 0.0])  # δ_r = δ_0 − r·dr, floored at 0
+    assert not any("--pseudo-labels" in ln for ln in trains if "/ceal/" not in ln)
+    selects = [ln for ln in plan.stdout.splitlines() if " select " in ln]
+    assert all("--method least-confidence" in ln for ln in selects if "/ceal/" in ln)
+    assert all("--method kcenter" in ln for ln in selects if "/kcenter/" in ln)
+
+
+@pytest.mark.slow
+def test_experiment_runs_ceal_with_fixmatch(tmp_path: Path) -> None:
+    full = read_dataset(str(SAMPLE))
+    rows = np.sort(np.random.default_rng(0).permutation(full.n)[:300])
+    write_dataset(str(tmp_path / "tiny.h5"), Dataset(full.images[rows], full.labels[rows], full.class_names))
+    args = ["DATA=tiny.h5", "NAME=t", "METHODS=ceal", "SEEDS=0", "ROUNDS=1", "INITIAL=20", "BUDGET=10",
+            "TEST=100", "EPOCHS=1", "SEMI=fixmatch", "CEAL_DELTA=1.5", "CEAL_DR=0.5", "TRAIN_ARGS=--threads 1"]
+    proc = _make(tmp_path, *args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "runs" / "t"
+    _, ck = training.load_model(str(out / "ceal" / "seed0" / "round1" / "ckpt.h5"), "cpu")
+    assert ck.hparams["semi_supervised"] == "fixmatch" and ck.hparams["pseudo_threshold"] == 1.0
+    assert ck.labeled_count == 30 and ck.hparams["pseudo_count"] > 0
+    assert ck.hparams["unlabeled_count"] == 300 - 100 - 30 - ck.hparams["pseudo_count"]
+    assert (out / "curve.csv").exists()
