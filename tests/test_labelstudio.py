@@ -10,7 +10,7 @@ import urllib.parse
 import h5py
 import numpy as np
 import pytest
-from conftest import SAMPLE, run_alcli
+from conftest import SAMPLE, assert_one_line_error, run_alcli
 from labelstudio_server import LS_EXE, LabelStudio
 from PIL import Image
 
@@ -173,3 +173,45 @@ def test_all_exports_together_then_train(round_):
     np.testing.assert_array_equal(kept, np.flatnonzero(want >= 0))
     run_alcli("train", root / "data2.h5", "--labeled", root / "picks2.h5", "--epochs", 1, "--seed", 0,
               "-o", root / "model.h5", check=True)
+
+
+@pytest.fixture(scope="module")
+def disagreeing(label_studio, round_):
+    """A second project: one task answered twice with different classes (the later one right), one answered once.
+    Label Studio exports several annotations of a task newest first."""
+    server, root = label_studio
+    tasks = [t for t in round_["tasks"] if t["data"]["alcli_id"] != round_["cancelled"]][:2]
+    config = (root / "label_config.xml").read_text("utf-8")
+    pid = server.api("POST", "/api/projects", {"title": "alcli disagree", "label_config": config})["id"]
+    server.api("POST", f"/api/projects/{pid}/import", tasks)
+    listed = sorted(server.api("GET", f"/api/tasks?project={pid}&page_size=1000")["tasks"],
+                    key=lambda t: t["data"]["alcli_rank"])
+    contested = listed[0]["data"]["alcli_id"]
+    right = round_["truth"][contested]
+    wrong = str((int(right) + 1) % 10)
+    for task, answers in zip(listed, ([wrong, right], [round_["truth"][listed[1]["data"]["alcli_id"]]]), strict=True):
+        for name in answers:
+            server.api("POST", f"/api/tasks/{task['id']}/annotations",
+                       {"result": [{"from_name": "choice", "to_name": "image", "type": "choices",
+                                    "value": {"choices": [name]}}]})
+    files = {}
+    for kind in ("JSON_MIN", "CSV"):
+        files[kind] = root / f"disagree-{EXPORTS[kind]}"
+        files[kind].write_bytes(server.api("GET", f"/api/projects/{pid}/export?exportType={kind}", raw=True))
+    return {"files": files, "contested": contested, "tasks": tasks}
+
+
+@pytest.mark.parametrize("kind", ["JSON_MIN", "CSV"])
+def test_disagreeing_annotations_need_resolve_and_latest_is_by_time(round_, disagreeing, kind):
+    root, answers = round_["root"], disagreeing["files"][kind]
+    out = root / f"disagree-{kind}.h5"
+    proc = run_alcli("label", root / "data.h5", answers, "--classes", CLASSES, "-o", out)
+    assert_one_line_error(proc, "--resolve")
+    assert not out.exists()
+    run_alcli("label", root / "data.h5", answers, "--classes", CLASSES, "--resolve", "latest", "-o", out, check=True)
+    with h5py.File(out, "r") as f:
+        got = f["labels"][()]
+    want = np.full(N_POOL, -1, np.int64)
+    for task in disagreeing["tasks"]:  # the later answer wins, though the export lists it first
+        want[task["data"]["alcli_row"]] = int(round_["truth"][task["data"]["alcli_id"]])
+    np.testing.assert_array_equal(got, want)
