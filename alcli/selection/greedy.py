@@ -131,18 +131,23 @@ class GreedyShard:
     def _fold(self, idx: np.ndarray, centers: np.ndarray, cn: np.ndarray, first_id: int, lower: np.ndarray) -> None:
         """Points idx against the new centers: float32 distances ± their rigorous bound; only the pairs that
         could be a point's new nearest (below its distance, and within the bound of its best) are measured."""
-        maybe = self.thr[idx, None] > lower[self.assign[idx]]
-        self.screened += int(np.count_nonzero(maybe))
-        pn = self.norms[idx]
-        fl = (pn * pn)[:, None] + (cn * cn)[None, :] - 2.0 * (np.asarray(self.x[self.rows[idx]]) @ centers.T)
-        tol = distance.expansion_tolerance(centers.shape[1], pn[:, None], cn[None, :])
-        fl[~maybe] = np.inf
-        upper = (fl + tol).min(axis=1)
-        fl -= tol
-        pi, tj = np.nonzero((fl < self.s[idx, None]) & (fl <= upper[:, None]))
+        pi, tj = np.nonzero(self.thr[idx, None] > lower[self.assign[idx]])
         if pi.size == 0:
             return
-        d2 = distance.sqdist_pairs(self.x, self.rows[idx[pi]], centers, tj)
+        self.screened += int(pi.size)
+        xb = np.asarray(self.x[self.rows[idx]])
+        dots = xb @ centers.T
+        pn, c = self.norms[idx[pi]], cn[tj]
+        fl = pn * pn + c * c - 2.0 * dots[pi, tj]
+        tol = distance.expansion_tolerance(centers.shape[1], pn, c)
+        heads = np.r_[0, np.flatnonzero(np.diff(pi)) + 1]  # pairs come grouped by point
+        upper = np.minimum.reduceat(fl + tol, heads)
+        fl -= tol
+        keep = (fl < self.s[idx[pi]]) & (fl <= np.repeat(upper, np.diff(np.r_[heads, pi.size])))
+        pi, tj = pi[keep], tj[keep]
+        if pi.size == 0:
+            return
+        d2 = distance.sqdist_pairs(xb, pi, centers, tj)
         self.measured += int(pi.size)
         better = d2 < self.s[idx[pi]]
         pi, tj, d2 = pi[better], tj[better], d2[better]
