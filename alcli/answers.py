@@ -301,7 +301,7 @@ def _tasks(tasks: list[dict[str, Any]], fields: Fields, out: Answers, problems: 
 
 
 def _folder(path: str, out: Answers) -> None:
-    from alcli.commands.pack import EXTENSIONS
+    from alcli.imagefiles import EXTENSIONS
 
     listing = []
     for cls in sorted(os.listdir(path)):
