@@ -105,11 +105,9 @@ def to_csv(points: list[CurvePoint]) -> str:
 
 def plot(points: list[CurvePoint], path: str, title: str = "") -> None:
     """Accuracy vs labelled images, one line per method with std error bars (the paper's Figure 4)."""
-    import matplotlib
+    from alcli.plots import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     by_method: dict[str, list[CurvePoint]] = defaultdict(list)
     for point in points:
@@ -125,5 +123,4 @@ def plot(points: list[CurvePoint], path: str, title: str = "") -> None:
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path)

@@ -2,9 +2,9 @@
 
 Points: every row of the embeddings, except that beyond `max_points` only the rows labelled in none of
 the panels' artifacts (the unpicked rest) are subsampled, uniformly and seeded; labelled points and
-picks are always kept. Coordinates: PCA (numpy, exact) or t-SNE (openTSNE with FFT-accelerated
-gradients on the data reduced to 50 PCA dimensions, exact neighbours from FAISS, PCA initialisation,
-seeded). Every panel shares the same coordinates.
+picks are always kept. Coordinates: PCA (numpy, exact) or t-SNE (openTSNE on the data reduced to 50 PCA
+dimensions, exact neighbours from FAISS, PCA initialisation, seeded; FFT-accelerated gradients from
+10,000 points, Barnes-Hut below). Every panel shares the same coordinates.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from alcli.artifacts.labeled import LabeledSet
 
 TSNE_DIMS = 50  # PCA dimensions t-SNE starts from (as openTSNE's and the t-SNE authors' advice)
+FFT_FROM = 10_000  # FFT-interpolated gradients from this many points; Barnes-Hut below (cheaper there)
 _BLOCK = 8192
 
 
@@ -109,7 +110,7 @@ def tsne(x: np.ndarray, seed: int, perplexity: float = 30.0, say: Callable[[str]
          threads: int | None = None) -> np.ndarray:
     """2-D t-SNE of the rows of x: PCA to 50 dimensions, exact kNN (FAISS, 3·perplexity neighbours),
     perplexity affinities, PCA initialisation, 250 early-exaggeration + 500 iterations of openTSNE's
-    FFT-accelerated gradient (seeded)."""
+    gradient descent (seeded): FFT-accelerated from 10,000 points, Barnes-Hut below."""
     import faiss
     from openTSNE import TSNE, affinity, initialization
     from openTSNE.nearest_neighbors import PrecomputedNeighbors
@@ -139,7 +140,8 @@ def tsne(x: np.ndarray, seed: int, perplexity: float = 30.0, say: Callable[[str]
         return False
 
     model = TSNE(n_components=2, perplexity=perplexity, n_jobs=threads, random_state=seed,
-                 negative_gradient_method="fft", callbacks=progress, callbacks_every_iters=50, verbose=False)
+                 negative_gradient_method="fft" if m >= FFT_FROM else "bh", callbacks=progress,
+                 callbacks_every_iters=50, verbose=False)
     emb = model.fit(affinities=aff, initialization=init if init is not None else "random")
     return np.asarray(emb, np.float64)
 
