@@ -6,6 +6,7 @@ Exit status: 0 success, 2 bad input or usage (one line on stderr naming the file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -13,6 +14,7 @@ import click
 
 from alcli import __version__, console
 from alcli.errors import AlcliError
+from alcli.options import Interrupted
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -51,9 +53,7 @@ def main() -> None:
             sys.exit(code)
     except AlcliError as exc:
         _fail(str(exc), exc.exit_code)
-    except click.exceptions.Abort:
-        _fail("interrupted", 130)
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt, Interrupted):
         _fail("interrupted", 130)
     except click.UsageError as exc:
         where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
@@ -70,7 +70,12 @@ def main() -> None:
 def _fail(message: str, code: int) -> None:
     from alcli import entry
 
-    entry.exiting()
-    sys.stderr.write(f"alcli: error: {message}\n")
-    sys.stderr.flush()
+    if entry.exiting():  # False: the interrupt watchdog is printing the line and ending the process
+        sys.stderr.write(f"alcli: error: {message}\n")
+        sys.stderr.flush()
+    io = sys.modules.get("alcli.artifacts.io")
+    if io is not None and io.hdf5_state["left_open"]:  # a failed HDF5 write: skip HDF5's exit handler
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        os._exit(code)
     sys.exit(code)

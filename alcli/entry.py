@@ -10,6 +10,10 @@ Ctrl-C must end any command with one line and exit 130, wherever it lands:
   the call returns, so a watchdog thread, woken by the signal itself (signal.set_wakeup_fd), gives the
   main thread a short grace period, then removes this process's temporary files and exits 130 itself.
 
+Whoever ends the process with a line (the main thread or the watchdog) first takes `_claim`, so there is
+one line even when both see the same Ctrl-C. A SIGINT that the parent ignored (a shell's background job)
+stays ignored, as Python itself does.
+
 SIGXFSZ (a file size limit) is ignored so that a write beyond the limit fails with EFBIG and becomes a
 one-line error naming the output, instead of killing the process.
 """
@@ -26,18 +30,29 @@ GRACE_SECONDS = 1.0  # how long a native call may hold the main thread after Ctr
 EXIT_SECONDS = 10.0  # how long an exit already under way may take before the watchdog ends it
 
 _MESSAGE = b"alcli: error: interrupted\n"
-_state = {"exiting": False}
+_state = {"ignored": False, "armed": False}
+_claim = threading.Lock()  # held by whoever ends the process with a line: the main thread or the watchdog
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, _interrupted_while_starting)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        _state["ignored"] = True  # started with Ctrl-C ignored (a shell's background job): keep it so
+    else:
+        signal.signal(signal.SIGINT, _interrupted_while_starting)
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     announce("importing")
     from alcli import cli  # click, rich, numpy, h5py and every command module
 
-    _arm_watchdog()
-    cli.main()
+    try:
+        _arm_watchdog()
+        cli.main()
+    except KeyboardInterrupt:  # in the instants between the watchdog taking over and cli.main's own handlers
+        if exiting():
+            _remove_temp_files()
+            os.write(2, _MESSAGE)
+        os._exit(130)
+    exiting()  # done: a Ctrl-C from now on changes nothing
 
 
 def announce(phase: str) -> None:
@@ -49,9 +64,18 @@ def announce(phase: str) -> None:
             fh.write(f"{os.getpid()} {phase}\n")
 
 
-def exiting() -> None:
-    """Called by the main thread once it has handled the interrupt and is leaving on its own."""
-    _state["exiting"] = True
+def exiting() -> bool:
+    """Called by the main thread when it leaves, before it prints its error line (if any): True, print it;
+    when the watchdog is already printing the interrupt line, this waits for it to end the process, so
+    there is exactly one line either way. A Ctrl-C from now on is ignored."""
+    if not _state["armed"]:  # no watchdog (alcli.cli.main called from another program)
+        return True
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _claim.acquire(blocking=False):
+        return True
+    threading.Event().wait(EXIT_SECONDS)  # the watchdog calls os._exit meanwhile
+    os._exit(130)
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
@@ -60,6 +84,8 @@ def _interrupted_while_starting(signum: int, frame: object) -> None:
 
 
 def _arm_watchdog() -> None:
+    if _state["ignored"]:
+        return
     import socket
 
     reader, writer = socket.socketpair()
@@ -72,6 +98,7 @@ def _arm_watchdog() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=_watch, args=(reader, writer), name="alcli-interrupt", daemon=True)
     thread.start()
+    _state["armed"] = True
 
 
 def _watch(reader: object, writer: object) -> None:
@@ -82,11 +109,11 @@ def _watch(reader: object, writer: object) -> None:
         if data and signal.SIGINT in data:
             break
     deadline = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < deadline:
-        if _state["exiting"]:
-            time.sleep(EXIT_SECONDS)  # the main thread is on its way out; only a hung shutdown gets here
-            os._exit(130)
+    while time.monotonic() < deadline and not _claim.locked():
         time.sleep(0.02)
+    if not _claim.acquire(blocking=False):
+        time.sleep(EXIT_SECONDS)  # the main thread is on its way out; only a hung shutdown gets here
+        os._exit(130)
     _remove_temp_files()
     os.write(2, _MESSAGE)
     os._exit(130)
