@@ -305,7 +305,7 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     try:
         try:
             yield tmp
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # h5py reports some HDF5 write failures as RuntimeError
             if not _is_write_error(exc):
                 raise
             raise AlcliError(f"cannot write ({_why(exc)})", display_output(path)) from None
@@ -345,12 +345,12 @@ def display_output(path: str) -> str:
     return "<stdout>" if path == STDIO else path
 
 
-def _is_write_error(exc: OSError) -> bool:
+def _is_write_error(exc: OSError | RuntimeError) -> bool:
     """A failure of the output itself (full disk, file size limit, I/O error), as opposed to an OSError
     from reading an input inside the writer's block (those are AlcliErrors already)."""
     import errno
 
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS):
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS):
         return True
     text = str(exc).lower()  # h5py may report HDF5 write failures without an errno
     return any(w in text for w in ("write", "no space", "file too large", "flush", "extend file"))
@@ -359,15 +359,59 @@ def _is_write_error(exc: OSError) -> bool:
 @contextlib.contextmanager
 def create_output(path: str) -> Iterator[h5py.File]:
     """Yield a writable h5py.File; on success it lands at `path` (atomic rename) or on stdout."""
+    _quiet_failed_writes()
     with atomic_path(path, ".h5") as tmp:
         handle = h5py.File(tmp, "w")
         try:
             yield handle
-        except BaseException:
-            with contextlib.suppress(Exception):  # the first error is the one to report
-                handle.close()
+        except BaseException as exc:
+            if isinstance(exc, (OSError, RuntimeError)) and _is_write_error(exc):
+                _abandon(handle)
+            else:
+                try:
+                    handle.close()
+                except Exception:  # the first error is the one to report
+                    _abandon(handle)
             raise
         try:
             handle.close()  # flushes: a full disk often shows here first
         except (OSError, RuntimeError) as exc:
+            _abandon(handle)
             raise AlcliError(f"cannot write ({_why(exc)})", display_output(path)) from None
+
+
+# An HDF5 file whose writes failed (full disk, file size limit) cannot be closed: closing it again can crash
+# HDF5 (a segmentation fault in H5Fclose), every h5py object of it reports the failure again when freed
+# ("Exception ignored in ObjectID.__dealloc__"), and so may HDF5's own exit handler. So such a file is
+# abandoned: never closed, kept referenced so that nothing frees it, its temporary file removed all the same;
+# alcli.cli then leaves with os._exit (`left_open`), and the repeated reports are dropped.
+hdf5_state = {"left_open": False, "hooked": False}
+_abandoned: list[h5py.File] = []
+
+
+def _abandon(handle: h5py.File) -> None:
+    hdf5_state["left_open"] = True
+    _abandoned.append(handle)
+
+
+def _quiet_failed_writes() -> None:
+    if hdf5_state["hooked"]:
+        return
+    hdf5_state["hooked"] = True
+    previous = sys.unraisablehook
+
+    previous_except = sys.excepthook
+
+    def hook(unraisable: Any) -> None:
+        if "h5py" in str(unraisable.object) and _is_write_error(unraisable.exc_value):
+            return
+        previous(unraisable)
+
+    def excepthook(kind: Any, value: Any, tb: Any) -> None:  # h5py (Cython) prints the traceback through it
+        where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+        if isinstance(value, RuntimeError) and "h5py" in where and _is_write_error(value):
+            return
+        previous_except(kind, value, tb)
+
+    sys.unraisablehook = hook
+    sys.excepthook = excepthook
