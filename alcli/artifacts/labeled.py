@@ -73,6 +73,9 @@ def labeled_from(src: Input) -> LabeledSet:
         raise src.fail(f"'round' has {rounds.size} entries for {indices.size} indices")
     last = read_array(src, "last_picks", kinds="iu", ndim=(1,), required=False)
     last = np.zeros(0, np.int64) if last is None else last.astype(np.int64)
+    if last.size and (last.min() < 0 or last.max() >= pool_size):
+        bad = last[(last < 0) | (last >= pool_size)][0]
+        raise src.fail(f"'last_picks' holds row {int(bad)} outside the pool [0, {pool_size})")
     scores = read_array(src, "last_scores", kinds="f", ndim=(1,), required=False)
     scores = np.zeros(0, np.float64) if scores is None else scores.astype(np.float64)
     try:

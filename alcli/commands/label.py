@@ -89,15 +89,16 @@ def command(dataset: str, answer_paths: tuple[str, ...], output: str | None, fmt
         if merged.added_classes:
             console.say(f"[yellow]warning[/]: adding class names {', '.join(merged.added_classes)}"
                         f" (now {len(merged.class_names)})")
-        if not dry_run:
+        if not dry_run:  # everything computed before the first file is written
+            pruned = labelling.without_pending(labeled, merged.labels) if labeled_out else None
+            skipped = labelling.skipped_set(merged.skipped, data.n, merged.round) if skipped_out else None
             if output is not None:
                 data.labels, data.label_round, data.class_names = merged.labels, merged.label_round, merged.class_names
                 write_dataset(output, data, parents, images_from=src.file["images"])
-            if labeled_out:
-                pruned = labelling.without_pending(labeled, merged.labels)
+            if labeled_out and pruned is not None:
                 write_labeled(labeled_out, pruned, parents={"labeled": labeled.sha256, **parents})
-            if skipped_out:
-                write_labeled(skipped_out, labelling.skipped_set(merged.skipped, data.n, merged.round), parents)
+            if skipped_out and skipped is not None:
+                write_labeled(skipped_out, skipped, parents)
     counts = merged.counts
     stamped = merged.round if counts["new"] + counts["relabelled"] else None
     info = {**counts, "round": stamped, "classes_added": merged.added_classes, "dry_run": dry_run,
