@@ -124,9 +124,28 @@ class GreedyShard:
             self.norms = np.sqrt(distance.sqnorms_rows(self.x, self.rows))
         cn = np.sqrt(distance.sqnorms(centers))
         step = max(64, (8 << 20) // (4 * centers.shape[1] + 40 * centers.shape[0]))  # ~8 MB of scratch a block
+        dense = survivors.size > 0.25 * self.rows.size  # early passes: the triangle test prunes little
         for start in range(0, survivors.size, step):
-            self._fold(survivors[start : start + step], centers, cn, first_id, lower)
+            block = survivors[start : start + step]
+            self._fold_dense(block, centers, cn, first_id) if dense else self._fold(block, centers, cn, first_id, lower)
         return scores
+
+    def _fold_dense(self, idx: np.ndarray, centers: np.ndarray, cn: np.ndarray, first_id: int) -> None:
+        """Points idx against every new center, in float32 (|x|²+|c|²-2x·c, as FAISS computes it) with one
+        rigorous bound per point, γ(|x|+max|c|)²; the pairs that could be a new nearest are measured."""
+        xb = np.asarray(self.x[self.rows[idx]])
+        pn = self.norms[idx]
+        fl = xb @ centers.T
+        fl *= np.float32(-2.0)
+        fl += (pn * pn).astype(np.float32)[:, None]
+        fl += (cn * cn).astype(np.float32)[None, :]
+        tol = distance.expansion_tolerance(centers.shape[1], pn, float(cn.max()))
+        lim = np.minimum(fl.min(axis=1) + 2 * tol, self.s[idx] + tol)  # float64: a best, and an improvement
+        lim *= 1 + 2.0**-20  # covers rounding the limit to float32 (relative 2^-24) for the comparison
+        pi, tj = np.nonzero(fl <= lim.astype(np.float32)[:, None])
+        self.screened += int(fl.size)
+        if pi.size:
+            self._measure(xb, idx, pi, tj, centers, first_id)
 
     def _fold(self, idx: np.ndarray, centers: np.ndarray, cn: np.ndarray, first_id: int, lower: np.ndarray) -> None:
         """Points idx against the new centers: float32 distances ± their rigorous bound; only the pairs that
@@ -145,8 +164,12 @@ class GreedyShard:
         fl -= tol
         keep = (fl < self.s[idx[pi]]) & (fl <= np.repeat(upper, np.diff(np.r_[heads, pi.size])))
         pi, tj = pi[keep], tj[keep]
-        if pi.size == 0:
-            return
+        if pi.size:
+            self._measure(xb, idx, pi, tj, centers, first_id)
+
+    def _measure(self, xb: np.ndarray, idx: np.ndarray, pi: np.ndarray, tj: np.ndarray, centers: np.ndarray,
+                 first_id: int) -> None:
+        """Exact float64 distances of the pairs (xb[pi], centers[tj]); fold in those that lower a distance."""
         d2 = distance.sqdist_pairs(xb, pi, centers, tj)
         self.measured += int(pi.size)
         better = d2 < self.s[idx[pi]]

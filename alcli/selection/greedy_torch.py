@@ -3,7 +3,8 @@
 Same algorithm and same exact float64 decisions as the numpy shard (alcli.selection.greedy); the start
 (FAISS nearest centers) runs as there, then the shard's rows and state move to the device and every
 pass's top-k, triangle test, float32 screen (TF32 off), exact float64 distances and argmax run there.
-The driver (`kcenter_greedy`) is unchanged: it passes numpy lower bounds and the pass's new centers. `kcenter` uses it when a GPU build of FAISS sees a GPU
+The driver (`kcenter_greedy`) is unchanged: it passes numpy lower bounds and the pass's new centers.
+`kcenter` uses it when a GPU build of FAISS sees a GPU
 and torch sees CUDA; tests run it on torch's CPU device against the numpy shard.
 """
 
