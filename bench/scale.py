@@ -141,11 +141,14 @@ def main() -> None:
     b = args.budget
     result: dict = {
         "bench": "scale", "n": args.n, "d": args.d, "budget": b, "workers": args.workers,
-        "memory_limit": args.memory_limit, "cpu_count": os.cpu_count(),
+        "memory_limit": args.memory_limit, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
         "features_mb": round(args.n * args.d * 4 / 2**20, 1), "generate_and_write_s": gen_s,
     }
     for name, r in runs.items():
         result[name] = {k: v for k, v in r.items() if k not in ("picks", "report")}
+        if name in ("memory", "outofcore"):  # where the single-machine greedy spends its time
+            result[name]["phases"] = r["report"].get("seconds")
+            result[name]["profile"] = r["report"].get("profile")
         if name != "two_round":
             result[name]["identical_picks"] = r["picks"] == ref["picks"]
     if "dask" in runs:

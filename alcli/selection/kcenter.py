@@ -15,7 +15,8 @@ from alcli.selection.greedy_torch import cuda_shards
 def kcenter(problem: Problem) -> Result:
     shards = cuda_shards(problem.features, problem.candidates)
     res = kcenter_greedy(problem.features, problem.labeled, problem.candidates, problem.budget, shards=shards)
-    report = {"seconds": res.seconds, "points_measured": res.measured, "device": "cuda" if shards else "cpu"}
+    report = {"seconds": res.seconds, "points_measured": res.measured, "device": "cuda" if shards else "cpu",
+              "profile": res.profile}
     return Result(
         picks=res.picks,
         radius_before=res.radius_before,
