@@ -74,6 +74,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# Lines a test wants in the run's closing summary (e.g. how many fuzz cases ran): shown even with -q.
+SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.exists():

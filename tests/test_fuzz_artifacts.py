@@ -1,0 +1,253 @@
+"""Corrupted artifacts never end in a traceback: every artifact kind (dataset, labeled, embeddings, checkpoint,
+report), built small through the real CLI, is damaged (byte flips, truncation at any offset, each dataset
+deleted / retyped / reshaped / resized / given NaN or out-of-range values, each attr deleted / retyped /
+given another value) and fed to every command that reads that kind. Every run ends with exit 0 or 2, one
+line on stderr for a failure (never a traceback, at most 3 lines in all), no output and no temporary file
+after a failure, and the input unchanged.
+
+Three layers, cheapest first: every structured damage, exhaustively, through the artifact readers in this
+process; hypothesis-drawn damage through each fast command (one subprocess per case); and a sample through
+the torch commands (train, embed, evaluate: ~2 s of start-up each, so few). ALCLI_FUZZ_SCALE=N multiplies the
+number of drawn cases. The case counts are printed at the end of the run."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SUMMARY, alcli_exe, run_alcli
+from corrupt import ATTR_DAMAGE, DATASET_DAMAGE, Mutation, corrupt_copy, layout, mutations
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alcli.errors import AlcliError
+
+SCALE = max(1, int(os.environ.get("ALCLI_FUZZ_SCALE", "1")))
+FAST_EXAMPLES = 4 * SCALE  # per (kind, fast command)
+TORCH_EXAMPLES = 6 * SCALE  # in all, over (kind, torch command)
+READER_EXAMPLES = 40 * SCALE  # byte flips and truncations per kind, in process
+COUNTS: collections.Counter[str] = collections.Counter()
+TORCH = ("--epochs", "1", "--threads", "1", "--device", "cpu")
+
+# What reads each kind: the damaged file is X; the other artifacts are the valid ones. `-q` keeps successful
+# runs' stderr short; info prints JSON on stdout. SLOW: commands that import torch or matplotlib (~2 s each).
+FAST: dict[str, dict[str, tuple[str, ...]]] = {
+    "dataset": {
+        "info": ("info", "--json", "X"),
+        "split": ("split", "X", "--size", "3", "-o", "OUT"),
+        "export": ("export", "l1", "-d", "X", "-o", "OUT.csv"),
+        "label": ("label", "X", "answers", "-o", "OUT"),
+        "select-labels": ("select", "e", "--labels", "X", "-m", "oracle-uncertainty", "-b", "2", "-o", "OUT"),
+    },
+    "labeled": {
+        "info-stdin": ("info", "--json", "-"),
+        "split": ("split", "d", "--size", "3", "--exclude", "X", "-o", "OUT"),
+        "select": ("select", "e", "--labeled", "X", "-b", "2", "-o", "OUT"),
+        "select-exclude": ("select", "e", "--exclude", "X", "-m", "random", "-b", "2", "-o", "OUT"),
+        "export": ("export", "X", "-d", "d", "-o", "OUT.csv"),
+        "label": ("label", "d", "answers", "--labeled", "X", "--labeled-out", "OUT2", "-o", "OUT"),
+    },
+    "embeddings": {
+        "info": ("info", "--json", "X"),
+        "select": ("select", "X", "--labeled", "l0", "-b", "2", "-o", "OUT"),
+        "select-stdin": ("select", "-", "-m", "bald", "-b", "2", "-o", "OUT"),
+        "select-badge": ("select", "X", "-m", "badge", "-b", "2", "-o", "OUT"),
+        "select-outofcore": ("select", "X", "--memory-limit", "1M", "-b", "2", "-o", "OUT"),
+        "export": ("export", "l1", "-d", "d", "--suggest", "X", "-o", "OUT.csv"),
+    },
+    "checkpoint": {
+        "info": ("info", "--json", "X"),
+    },
+    "report": {
+        "info": ("info", "--json", "X"),
+        "curve": ("curve", "X", "r", "--csv", "OUT.csv", "--json"),
+    },
+}
+SLOW: dict[str, dict[str, tuple[str, ...]]] = {
+    "checkpoint": {
+        "embed": ("embed", "d", "--checkpoint", "X", "--device", "cpu", "-o", "OUT"),
+        "evaluate": ("evaluate", "X", "d", "--indices", "test", "--device", "cpu", "-o", "OUT"),
+    },
+    "dataset": {
+        "train": ("train", "X", "--labeled", "l0", *TORCH, "-o", "OUT"),
+        "embed": ("embed", "X", "--checkpoint", "c", "--device", "cpu", "-o", "OUT"),
+        "evaluate": ("evaluate", "c", "X", "--indices", "test", "--device", "cpu", "-o", "OUT"),
+    },
+    "labeled": {
+        "train": ("train", "d", "--labeled", "X", *TORCH, "-o", "OUT"),
+        "embed": ("embed", "d", "--checkpoint", "c", "--indices", "X", "--device", "cpu", "-o", "OUT"),
+        "evaluate": ("evaluate", "c", "d", "--indices", "X", "--device", "cpu", "-o", "OUT"),
+        "map": ("map", "e", "--labeled", "X", "--projection", "pca", "-o", "OUT.png"),
+    },
+    "embeddings": {
+        "map": ("map", "X", "--labeled", "l1", "--projection", "pca", "-o", "OUT.png"),
+        "train": ("train", "d", "--labeled", "l0", "--pseudo-labels", "X", "--pseudo-threshold", "0.5", *TORCH,
+                  "-o", "OUT"),
+    },
+}
+FILES = {"dataset": "d", "labeled": "l1", "embeddings": "e", "checkpoint": "c", "report": "r"}
+
+
+@pytest.fixture(scope="module")
+def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Small valid artifacts of every kind, made by the CLI: a packed 24-image data set (3 classes of 8×8),
+    a test split, labelled sets, a 1-epoch checkpoint, embeddings with every optional array, a report."""
+    from PIL import Image
+
+    out = tmp_path_factory.mktemp("arts")
+    rng = np.random.default_rng(0)
+    for cls in "abc":
+        (out / "imgs" / cls).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(out / "imgs" / cls / f"{i}.png")
+    steps = [
+        ("pack", out / "imgs", "-o", out / "d.h5"),
+        ("split", out / "d.h5", "--size", "6", "--seed", "0", "-o", out / "test.h5"),
+        ("split", out / "d.h5", "--size", "8", "--seed", "1", "--exclude", out / "test.h5", "-o", out / "l0.h5"),
+        ("train", out / "d.h5", "--labeled", out / "l0.h5", *TORCH, "-o", out / "c.h5"),
+        ("embed", out / "d.h5", "--checkpoint", out / "c.h5", "--mc-samples", "2", "--grad-embedding",
+         "--device", "cpu", "-o", out / "e.h5"),
+        ("select", out / "e.h5", "--labeled", out / "l0.h5", "-b", "3", "--exclude", out / "test.h5",
+         "-o", out / "l1.h5"),
+        ("evaluate", out / "c.h5", out / "d.h5", "--indices", out / "test.h5", "--device", "cpu",
+         "-o", out / "r.h5"),
+    ]
+    for step in steps:
+        run_alcli("-q", *step, check=True)
+    with open(out / "answers.csv", "w", newline="") as fh:  # the picks of l1, answered with their true class
+        writer = csv.writer(fh)
+        writer.writerow(["id", "label"])
+        writer.writerows([[f"{c}/{i}.png", c] for c in "abc" for i in (0, 5)])
+    (out / "kcenter" / "seed0" / "round0").mkdir(parents=True)
+    shutil.copyfile(out / "r.h5", out / "kcenter" / "seed0" / "round0" / "report.h5")
+    yield out
+    if COUNTS:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(COUNTS.items()))
+        SUMMARY.append(f"fuzz cases: {sum(COUNTS.values())} ({parts})")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@functools.cache
+def _mutations(path: Path) -> st.SearchStrategy[Mutation]:
+    return mutations(path)
+
+
+def _run_case(arts: Path, kind: str, template: tuple[str, ...], mutation: Mutation, folder: Path) -> None:
+    """Run one command on a damaged copy of `kind` and check everything the issue asks."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "random" / "seed0" / "round0").mkdir(parents=True)  # the layout `curve` needs
+    damaged = folder / "random" / "seed0" / "round0" / "report.h5"
+    corrupt_copy(arts / f"{FILES[kind]}.h5", damaged, mutation)
+    before = _sha(damaged)
+    names = {"X": str(damaged), "OUT": str(folder / "out.h5"), "OUT2": str(folder / "out2.h5"),
+             "OUT.csv": str(folder / "out.csv"), "OUT.png": str(folder / "out.png"),
+             "answers": str(arts / "answers.csv"), "r": str(arts / "kcenter" / "seed0" / "round0" / "report.h5")}
+    args = [names.get(a) or (str(arts / f"{a}.h5") if (arts / f"{a}.h5").exists() else a) for a in template]
+    stdin = damaged.read_bytes() if "-" in template else None
+    proc = subprocess.run([alcli_exe(), "-q", *args], input=stdin, capture_output=True, timeout=300,
+                          stdin=None if stdin is not None else subprocess.DEVNULL)
+    err = proc.stderr.decode("utf-8", "replace")
+    COUNTS[f"{kind} exit {proc.returncode}"] += 1
+    what = f"alcli {' '.join(template)} on {kind} damaged by {mutation}: exit {proc.returncode}\n{err}"
+    assert proc.returncode in (0, 2), what
+    assert "Traceback" not in err, what
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) <= 3, what
+    if proc.returncode == 2:
+        assert len(lines) == 1 and lines[0].startswith("alcli: error: "), what
+        made = [p.name for p in folder.iterdir() if p.is_file() and p.name != "report.h5"]
+        assert not made, (made, what)
+    assert not [p for p in folder.rglob(".alcli-tmp-*")], what
+    assert _sha(damaged) == before, f"input modified: {what}"
+
+
+FAST_CASES = [(kind, name) for kind, commands in FAST.items() for name in commands]
+
+
+@pytest.mark.parametrize(("kind", "name"), FAST_CASES, ids=[f"{k}-{n}" for k, n in FAST_CASES])
+@settings(max_examples=FAST_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_artifact_fast_commands(arts: Path, kind: str, name: str, data: st.DataObject) -> None:
+    mutation = data.draw(_mutations(arts / f"{FILES[kind]}.h5"), label="mutation")
+    _run_case(arts, kind, FAST[kind][name], mutation, arts / "case" / f"{kind}-{name}")
+
+
+SLOW_CASES = [(kind, name) for kind, commands in SLOW.items() for name in commands]
+
+
+@settings(max_examples=TORCH_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_artifact_torch_commands(arts: Path, data: st.DataObject) -> None:
+    """A sample: half of the cases a damaged checkpoint (only torch commands read one beyond `info`)."""
+    kind, name = data.draw(st.one_of(st.sampled_from([c for c in SLOW_CASES if c[0] == "checkpoint"]),
+                                     st.sampled_from(SLOW_CASES)), label="command")
+    mutation = data.draw(_mutations(arts / f"{FILES[kind]}.h5"), label="mutation")
+    _run_case(arts, kind, SLOW[kind][name], mutation, arts / "case" / "torch")
+
+
+def _readers() -> dict[str, Callable[[str], object]]:
+    from alcli.artifacts import read_dataset, read_embeddings, read_labeled, read_report
+
+    def checkpoint(path: str) -> object:
+        from alcli import training
+
+        return training.load_model(path, "cpu")
+
+    def out_of_core(path: str) -> object:
+        return np.asarray(read_embeddings(path, memory_limit=1 << 20).features).sum()
+
+    return {"dataset": read_dataset, "labeled": read_labeled, "embeddings": read_embeddings,
+            "embeddings-outofcore": out_of_core, "checkpoint": checkpoint, "report": read_report}
+
+
+def _read_damaged(arts: Path, reader: str, mutation: Mutation, tmp: Path) -> None:
+    kind = reader.split("-")[0]
+    damaged = tmp / f"{kind}.h5"
+    corrupt_copy(arts / f"{FILES[kind]}.h5", damaged, mutation)
+    COUNTS[f"{kind} (in process)"] += 1
+    try:
+        _readers()[reader](str(damaged))
+    except AlcliError as exc:
+        assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("reader", ["dataset", "labeled", "embeddings", "embeddings-outofcore", "checkpoint",
+                                    "report"])
+def test_every_structured_damage_through_the_reader(arts: Path, reader: str, tmp_path: Path) -> None:
+    """Each dataset and each attr, every kind of damage: the reader returns or raises AlcliError only."""
+    datasets, attrs = layout(arts / f"{FILES[reader.split('-')[0]]}.h5")
+    for name in datasets:
+        for how in DATASET_DAMAGE:
+            _read_damaged(arts, reader, ("dataset", name, how), tmp_path)
+    for name in attrs:
+        for how in ATTR_DAMAGE:
+            _read_damaged(arts, reader, ("attr", name, how), tmp_path)
+
+
+@pytest.mark.parametrize("reader", ["dataset", "labeled", "embeddings", "embeddings-outofcore", "checkpoint",
+                                    "report"])
+@settings(max_examples=READER_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_flipped_and_truncated_bytes_through_the_reader(arts: Path, reader: str, data: st.DataObject) -> None:
+    path = arts / f"{FILES[reader.split('-')[0]]}.h5"
+    size = path.stat().st_size
+    mutation = data.draw(st.one_of(
+        st.tuples(st.just("flip"), st.lists(st.tuples(st.integers(0, size - 1), st.integers(1, 255)),
+                                            min_size=1, max_size=4)),
+        st.tuples(st.just("truncate"), st.integers(0, size - 1))), label="mutation")
+    folder = arts / "case" / "reader"
+    folder.mkdir(parents=True, exist_ok=True)
+    _read_damaged(arts, reader, mutation, folder)
