@@ -99,3 +99,20 @@ def test_equidistant_centers_take_the_exact_scan() -> None:
     assert counts["points_scanned"] >= 1
     assert s.tolist() == pytest.approx([1.0, (1 - 1e-3) ** 2, 1.0], rel=1e-6)
     assert near.tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("style", ["uneven", "outliers", "duplicates"])
+def test_several_picks_a_pass_equal_one_a_pass(style: str) -> None:
+    """The plan proves many picks a pass on blobs; the picks and radii equal one pick a pass."""
+    rng = np.random.default_rng(7)
+    x = shaped(style, 3000, 16, rng)
+    for labeled in (np.arange(0, 3000, 40), np.zeros(0, np.int64)):
+        cand = np.setdiff1d(np.arange(3000), labeled)
+        one = kcenter_greedy(x, labeled, cand, 150, top_k=1)
+        many = kcenter_greedy(x, labeled, cand, 150)
+        assert many.picks.tolist() == one.picks.tolist()
+        np.testing.assert_allclose(many.scores, one.scores, rtol=1e-12)
+        assert many.radius_after == pytest.approx(one.radius_after, rel=1e-12)
+        assert one.profile["picks_per_pass"] == 1.0
+        if style != "duplicates":
+            assert many.profile["picks_per_pass"] > 3

@@ -3,15 +3,24 @@
 Each step adds the point farthest from its nearest center. Picks are exactly the textbook algorithm's
 over float64 squared l2 distances, ties broken by the lowest position; no n×n matrix is ever formed.
 
-Speed comes from skipping work the triangle inequality proves useless. Every point keeps its nearest
-center a(i) and the exact squared distance s_i to it. When a new center c joins, with D = |c_a(i) - c|,
-|x_i - c| >= D - sqrt(s_i), so x_i can only get closer to c when D² < 4·s_i. D² to every existing center
-comes from one float32 matrix-vector product over the centers (k×d, much smaller than n×d), lowered
-by a rigorous float32 error bound; only the points that survive the test are measured, exactly.
+Speed comes from skipping work that bounds prove useless, and from taking several picks a pass:
+- Start: every point's nearest labelled center, exactly (`distance.nearest_exact`: FAISS proposes,
+  per-pair and per-norm-band error bounds decide, a blocked float64 scan settles the rare doubt).
+- Several picks a pass: the shards report their farthest points; `plan` takes the first as the exact
+  reduce (largest, lowest position) and each next one only while it provably stays the farthest after
+  folding in the picks before it (the Dask driver's round-trip trick, the same function). On clustered
+  data one pass proves ~50-60 picks, so the per-pass costs below are paid ~50× less often.
+- Triangle test: every point keeps its nearest center a(i) and the exact squared distance s_i. A new
+  center c at D = |c_a(i) - c| can only get closer when D² < 4·s_i; D² to every existing center and
+  every new center of the pass comes from one float32 matrix product over the centers, lowered by a
+  rigorous error bound.
+- Screen: the surviving (point, new center) pairs get float32 distances from one product over the
+  gathered rows, with the rigorous bound γ(|x|+|c|)²; only pairs that could be a point's new nearest
+  are measured exactly in float64.
 
 `GreedyShard` holds a subset of the points and does all per-point work; `kcenter_greedy` drives one
-or more shards: per step it reduces the shards' (max distance, lowest position), broadcasts the new
-center and the lower bounds. A distributed run gives each worker one shard and the same driver loop.
+or more shards and returns a profile (passes, picks a pass, pairs screened and measured, seconds in the
+argmax/plan, the center bounds and the folds). A distributed run gives each worker one shard.
 """
 
 from __future__ import annotations
