@@ -80,9 +80,9 @@ def test_qp_is_the_objective_and_the_relaxation_bounds_every_batch(n, n_l, b, se
     x = pr.features
     want = kernel(x[s], x[s], sigma).mean() - 2 * kernel(x[s], x, sigma).mean() + kernel(x, x, sigma).mean()
     assert bmdr.mmd2(sums, n_l, onehot(cand.size, q0)) == pytest.approx(want, abs=1e-10)
-    # OSQP's relaxed optimum: feasible, no worse than scipy's on the same QP, below every batch
+    # Clarabel's relaxed optimum: feasible, no worse than scipy's on the same QP, below every batch
     alpha, info = bmdr.solve(qp)
-    assert info["status"] == "solved"
+    assert info["status"] == "Solved"
     assert alpha.sum() == pytest.approx(b, abs=1e-5) and alpha.min() >= 0 and alpha.max() <= 1
     assert qp.value(alpha) <= reference_qp(qp) + 1e-5 * max(1.0, abs(qp.value(alpha)))
     assert qp.value(alpha) <= j_qp.min() + 1e-6 * max(1.0, abs(j_qp.min()))

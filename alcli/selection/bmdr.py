@@ -22,7 +22,7 @@ Scale: the exact N × N kernel is formed only for N ≤ --bmdr-max-exact. Beyond
 replaced by a Nyström approximation K ≈ Z Zᵀ (r = --bmdr-rank landmarks drawn uniformly from the pool,
 seeded; Z = K(x, landmarks)·W^{-1/2}), and the QP is posed in low-rank form with w = Z_Uᵀα as extra
 variables: P = diag(0, β·I_r), so nothing of size N² exists anywhere (memory O(N·r)). The linear kernel
-always takes this form with Z = the features (exact). Solver: OSQP (sparse ADMM, then solution polishing).
+always takes this form with Z = the features (exact). Solver: Clarabel (interior point, sparse LDL).
 """
 
 from __future__ import annotations
@@ -158,9 +158,11 @@ def mmd2(sums: KernelSums, n_l: int, alpha: np.ndarray | None) -> float | None:
     return float(max(s_ss / size**2 - 2.0 * s_sd / (size * n) + s_dd / n**2, 0.0))
 
 
-def solve(qp: QP, eps: float = 1e-7, max_iter: int = 20000) -> tuple[np.ndarray, dict[str, Any]]:
-    """The relaxed QP by OSQP: α (n_u,) and the solver's status."""
-    import osqp
+def solve(qp: QP) -> tuple[np.ndarray, dict[str, Any]]:
+    """The relaxed QP by Clarabel (a primal-dual interior-point solver; sparse LDL of its KKT system):
+    α (n_u,) and the solver's status. Dense form: P = triu(βK_UU). Low-rank form: variables [α; w] with
+    Z_Uᵀα − w = 0 and P = diag(0, β·I_r), so its KKT system holds O(n_u·r) nonzeros."""
+    import clarabel
     from scipy import sparse
 
     n_u = qp.q.size
@@ -168,28 +170,28 @@ def solve(qp: QP, eps: float = 1e-7, max_iter: int = 20000) -> tuple[np.ndarray,
     eye = sparse.identity(n_u, format="csc")
     if qp.kuu is not None:
         p = sparse.triu(sparse.csc_matrix(qp.beta * qp.kuu), format="csc")
-        a = sparse.vstack([ones, eye], format="csc")
-        q, lo, hi = qp.q, np.r_[qp.b, np.zeros(n_u)], np.r_[qp.b, np.ones(n_u)]
-    else:  # variables [α; w], w = Z_Uᵀα: P = diag(0, βI)
+        a = sparse.vstack([ones, -eye, eye], format="csc")
+        q, r = qp.q, 0
+    else:
         r = qp.zu.shape[1]
         p = sparse.block_diag([sparse.csc_matrix((n_u, n_u)), qp.beta * sparse.identity(r)], format="csc")
-        zt = sparse.csc_matrix(qp.zu.T)
         a = sparse.vstack([
             sparse.hstack([ones, sparse.csc_matrix((1, r))]),
+            sparse.hstack([sparse.csc_matrix(qp.zu.T), -sparse.identity(r)]),
+            sparse.hstack([-eye, sparse.csc_matrix((n_u, r))]),
             sparse.hstack([eye, sparse.csc_matrix((n_u, r))]),
-            sparse.hstack([zt, -sparse.identity(r)]),
         ], format="csc")
-        del zt
         q = np.r_[qp.q, np.zeros(r)]
-        lo, hi = np.r_[qp.b, np.zeros(n_u), np.zeros(r)], np.r_[qp.b, np.ones(n_u), np.zeros(r)]
-    solver = osqp.OSQP()
-    solver.setup(p, q, a, lo, hi, eps_abs=eps, eps_rel=eps, max_iter=max_iter, polishing=True, verbose=False)
-    res = solver.solve(raise_error=False)
-    status = str(res.info.status)
-    x = res.x if res.x is not None and np.all(np.isfinite(res.x)) else np.full(q.size, qp.b / n_u)
-    alpha = np.clip(np.asarray(x[:n_u], np.float64), 0.0, 1.0)
-    info = {"status": status, "iterations": int(res.info.iter), "polished": int(res.info.status_polish) == 1,
-            "relaxed_objective": qp.value(alpha)}
+    rhs = np.r_[qp.b, np.zeros(r), np.zeros(n_u), np.ones(n_u)]
+    cones = [clarabel.ZeroConeT(1 + r), clarabel.NonnegativeConeT(2 * n_u)]
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    sol = clarabel.DefaultSolver(p.tocsc(), q, a, rhs, cones, settings).solve()
+    x = np.asarray(sol.x, np.float64)
+    if x.size != q.size or not np.all(np.isfinite(x)):
+        raise RuntimeError(f"bmdr: the QP solver returned no solution ({sol.status}; internal error)")
+    alpha = np.clip(x[:n_u], 0.0, 1.0)
+    info = {"status": str(sol.status), "iterations": int(sol.iterations), "relaxed_objective": qp.value(alpha)}
     return alpha, info
 
 
@@ -232,7 +234,7 @@ def bmdr_select(problem: Problem) -> Result:
     before, after = mmd2(sums, n_l, None), mmd2(sums, n_l, chosen)
     report = {
         "beta": beta, "kernel": kernel, "bandwidth": bandwidth, "approximation": sums.approximation,
-        "solver": "osqp", **info, "binary_objective": qp.value(chosen),
+        "solver": "clarabel", **info, "binary_objective": qp.value(chosen),
         "alpha_at_one": int(np.count_nonzero(alpha > 1 - 1e-6)),
         "alpha_fractional": int(np.count_nonzero((alpha > 1e-6) & (alpha < 1 - 1e-6))),
         "mmd2_before": before, "mmd2_after": after,
@@ -241,7 +243,7 @@ def bmdr_select(problem: Problem) -> Result:
     }
     report["headline"] = (
         f"MMD² {_fmt(before)} → {_fmt(after)} · margin of picks {report['mean_margin_picks']:.3f} "
-        f"(candidates {report['mean_margin_candidates']:.3f}) · {sums.approximation} · OSQP {info['status']} "
+        f"(candidates {report['mean_margin_candidates']:.3f}) · {sums.approximation} · QP {info['status']} "
         f"in {info['iterations']} it · α: {report['alpha_at_one']} at 1, {report['alpha_fractional']} fractional"
     )
     return Result(picks=cand[order], why=alpha[order], why_name="relaxed QP weight α", report=report)
@@ -271,7 +273,7 @@ def _fmt(value: float | None) -> str:
 
 strategy(
     "bmdr",
-    "BMDR (Wang & Ye): margin-based discriminative term + β·MMD(labelled ∪ batch, pool), relaxed QP (OSQP).",
+    "BMDR (Wang & Ye): margin-based discriminative term + β·MMD(labelled ∪ batch, pool), relaxed QP (Clarabel).",
     needs=("probs",),
     uses=("mc_probs",),
     params=(
