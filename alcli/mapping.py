@@ -4,7 +4,7 @@ Points: every row of the embeddings, except that beyond `max_points` only the ro
 the panels' artifacts (the unpicked rest) are subsampled, uniformly and seeded; labelled points and
 picks are always kept. Coordinates: PCA (numpy, exact) or t-SNE (openTSNE on the data reduced to 50 PCA
 dimensions, exact neighbours from FAISS, PCA initialisation, seeded; FFT-accelerated gradients from
-10,000 points, Barnes-Hut below). Every panel shares the same coordinates.
+2,000 points, Barnes-Hut below). Every panel shares the same coordinates.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from alcli.artifacts.labeled import LabeledSet
 
 TSNE_DIMS = 50  # PCA dimensions t-SNE starts from (as openTSNE's and the t-SNE authors' advice)
-FFT_FROM = 10_000  # FFT-interpolated gradients from this many points; Barnes-Hut below (cheaper there)
+FFT_FROM = 2_000  # FFT-interpolated gradients from this many points; Barnes-Hut below (cheaper there)
 _BLOCK = 8192
 
 
@@ -110,7 +110,7 @@ def tsne(x: np.ndarray, seed: int, perplexity: float = 30.0, say: Callable[[str]
          threads: int | None = None) -> np.ndarray:
     """2-D t-SNE of the rows of x: PCA to 50 dimensions, exact kNN (FAISS, 3·perplexity neighbours),
     perplexity affinities, PCA initialisation, 250 early-exaggeration + 500 iterations of openTSNE's
-    gradient descent (seeded): FFT-accelerated from 10,000 points, Barnes-Hut below."""
+    gradient descent (seeded): FFT-accelerated from 2,000 points, Barnes-Hut below."""
     import faiss
     from openTSNE import TSNE, affinity, initialization
     from openTSNE.nearest_neighbors import PrecomputedNeighbors

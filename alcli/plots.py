@@ -72,8 +72,8 @@ def draw_map(coords: np.ndarray, panels: Sequence[Any], path: str, fmt: str, sup
         ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(loc="lower left", fontsize=8, markerscale=max(1.0, 12 / dot) ** 0.5, frameon=True,
-                  framealpha=0.85)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=3, fontsize=8, frameon=False,
+                  markerscale=max(1.0, 12 / dot) ** 0.5, handletextpad=0.2, columnspacing=1.0)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     if suptitle:
