@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kcenter import clustered, current_rss_kb, peak_rss_kb, split
 
 DEFAULT = ("random,entropy,margin,least-confidence,bald,variation-ratios,oracle-uncertainty,kmedian,typiclust,"
-           "badge,probcover,kcenter-uncertain,kcenter")
+           "badge,probcover,kcenter-uncertain,bmdr,kcenter")
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
