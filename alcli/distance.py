@@ -15,6 +15,7 @@ import numpy as np
 
 _U32 = 2.0**-24  # unit roundoff of float32
 _BLOCK_BYTES = 8 << 20
+SCAN_BLOCK_BYTES = 4 << 20  # float64 scratch of one block of the exact scan (points × centers)
 
 
 def block_rows(d: int, itemsize: int = 8) -> int:
@@ -205,27 +206,40 @@ def _group_min(owner: np.ndarray, ids: np.ndarray, d2: np.ndarray, n: int) -> tu
 
 
 def _scan(x: np.ndarray, rows: np.ndarray, u: np.ndarray, cn: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Exact nearest of all centers `u` for x[rows]: float64 products in blocks, then exact measurement of
-    every center within the float64 error bound of the best (ties: the lowest id)."""
+    """Exact nearest of all centers `u` for x[rows]: float64 products over blocks of points and of centers
+    (a few MB of scratch, never a float64 copy of all centers); a first sweep finds each point's upper
+    bound, a second the centers within the float64 error bound of it, which are measured exactly."""
     d = u.shape[1]
     gamma = 2.0 * (d + 3) * 2.0**-53 / (1 - (d + 3) * 2.0**-53)
-    step = max(1, (16 << 20) // (8 * u.shape[0]))
+    cb = max(1, SCAN_BLOCK_BYTES // (8 * d))  # centers a block
+    rb = max(1, SCAN_BLOCK_BYTES // (8 * max(d, min(cb, u.shape[0]))))  # points a block
     s = np.empty(rows.size, np.float64)
     near = np.empty(rows.size, np.int64)
     pairs = 0
-    u64 = u.astype(np.float64)
-    for start in range(0, rows.size, step):
-        xb = x[rows[start : start + step]].astype(np.float64)
+    for r0 in range(0, rows.size, rb):
+        part = rows[r0 : r0 + rb]
+        xb = x[part].astype(np.float64)
         pn = np.sqrt(np.einsum("ij,ij->i", xb, xb))
-        d2 = (pn * pn)[:, None] + (cn * cn)[None, :] - 2.0 * (xb @ u64.T)
-        tol = 2 * gamma * (pn[:, None] + cn[None, :]) ** 2
-        upper = (d2 + tol).min(axis=1)
-        pi, cj = np.nonzero(d2 - tol <= upper[:, None])
-        part = rows[start : start + step]
-        s[start : start + part.size], near[start : start + part.size] = _group_min(
-            pi, cj, sqdist_pairs(x, part[pi], u, cj), part.size)
+        upper = np.full(part.size, np.inf)
+        for c0 in range(0, u.shape[0], cb):
+            d2, tol = _sweep(xb, pn, u[c0 : c0 + cb], cn[c0 : c0 + cb], gamma)
+            np.minimum(upper, (d2 + tol).min(axis=1), out=upper)
+        found = []
+        for c0 in range(0, u.shape[0], cb):
+            d2, tol = _sweep(xb, pn, u[c0 : c0 + cb], cn[c0 : c0 + cb], gamma)
+            pi, cj = np.nonzero(d2 - tol <= upper[:, None])
+            found.append((pi, cj + c0))
+        pi, cj = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+        s[r0 : r0 + part.size], near[r0 : r0 + part.size] = _group_min(pi, cj, sqdist_pairs(x, part[pi], u, cj),
+                                                                       part.size)
         pairs += int(pi.size)
     return s, near, pairs
+
+
+def _sweep(xb: np.ndarray, pn: np.ndarray, ub: np.ndarray, un: np.ndarray, gamma: float) -> tuple[np.ndarray, ...]:
+    """float64 |x|²+|c|²-2x·c for a block of points and one of centers, and its error bound."""
+    d2 = (pn * pn)[:, None] + (un * un)[None, :] - 2.0 * (xb @ ub.astype(np.float64).T)
+    return d2, 2 * gamma * (pn[:, None] + un[None, :]) ** 2
 
 
 def on_gpu() -> bool:

@@ -116,3 +116,18 @@ def test_several_picks_a_pass_equal_one_a_pass(style: str) -> None:
         assert one.profile["picks_per_pass"] == 1.0
         if style != "duplicates":
             assert many.profile["picks_per_pass"] > 3
+
+
+def test_exact_scan_over_several_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan's blocks of points and of centers (tiny here) give the brute-force nearest."""
+    monkeypatch.setattr(distance, "SCAN_BLOCK_BYTES", 8 * 4 * 7)  # 7 centers, 7 points a block at d=4
+    rng = np.random.default_rng(3)
+    x = shaped("duplicates", 90, 4, rng)
+    x[:8] = np.concatenate([np.eye(4), -np.eye(4)])
+    x[8:12] = 0.0
+    centers = np.arange(0, 90, 2)
+    s, near, counts = distance.nearest_exact(x, np.arange(90), x[centers], k=1)
+    full = pairwise_sq(x, x[centers])
+    np.testing.assert_allclose(s, full.min(axis=1), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(full[np.arange(90), near], full.min(axis=1), rtol=1e-12, atol=1e-300)
+    assert counts["points_scanned"] > 0
