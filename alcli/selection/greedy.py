@@ -95,15 +95,14 @@ class GreedyShard:
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """The k farthest points (squared distance descending, then lowest position), their positions and
         vectors, and a bound: no other point is farther than it (-1 when none is left)."""
-        live = np.flatnonzero(self.s >= 0)
-        s = self.s[live]
-        if live.size > k + 1:
-            part = np.argpartition(-s, k)[: k + 1]
-            part = np.flatnonzero(s >= s[part].min())  # every point tied with the cut: the order is total
+        s = self.s  # centers hold -1: they sort last
+        if s.size > k + 1:
+            cut = max(float(s[np.argpartition(-s, k)[: k + 1]].min()), 0.0)
+            part = np.flatnonzero(s >= cut)  # every point tied with the cut: the order below is total
         else:
-            part = np.arange(live.size)
-        order = part[np.lexsort((self.positions[live[part]], -s[part]))]
-        top, rest = live[order[:k]], order[k:]
+            part = np.flatnonzero(s >= 0)
+        order = part[np.lexsort((self.positions[part], -s[part]))]
+        top, rest = order[:k], order[k:]
         bound = float(s[rest[0]]) if rest.size else -1.0
         return self.s[top].copy(), self.positions[top].copy(), np.asarray(self.x[self.rows[top]], np.float32), bound
 
