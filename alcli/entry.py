@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 GRACE_SECONDS = 1.0  # how long a native call may hold the main thread after Ctrl-C
 EXIT_SECONDS = 10.0  # how long an exit already under way may take before the watchdog ends it
@@ -117,6 +118,56 @@ def _watch(reader: object, writer: object) -> None:
     _remove_temp_files()
     os.write(2, _MESSAGE)
     os._exit(130)
+
+
+@contextlib.contextmanager
+def keep_sigint() -> Iterator[None]:
+    """Around a native call that installs its own SIGINT handler for its duration (CBC does, for each solve,
+    and then swallows Ctrl-C): a helper thread puts alcli's handler back within milliseconds each time,
+    so Ctrl-C still reaches the watchdog. A no-op without the watchdog or where libc cannot be reached."""
+    saved = _sigaction() if _state["armed"] else None
+    if saved is None:
+        yield
+        return
+    done = threading.Event()
+
+    def restore() -> None:
+        with contextlib.suppress(Exception):  # named in /proc/PID/task/*/comm (tests watch for it)
+            _libc[0].prctl(15, b"alcli-sigint", 0, 0, 0)  # type: ignore[attr-defined]  # PR_SET_NAME
+        while not done.wait(0.002):
+            now = _sigaction()
+            if now is not None and now[:_HANDLER] != saved[:_HANDLER] and now[:_HANDLER] != _SIG_IGN:
+                _sigaction(saved)
+
+    thread = threading.Thread(target=restore, name="alcli-keep-sigint", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        _sigaction(saved)
+
+
+_HANDLER = 8 if sys.maxsize > 2**32 else 4  # sa_handler, struct sigaction's first field (Linux, macOS)
+_SIG_IGN = (1).to_bytes(_HANDLER, sys.byteorder)
+_libc: list[object] = []
+
+
+def _sigaction(new: bytes | None = None) -> bytes | None:
+    """SIGINT's raw struct sigaction (opaque bytes), or set it from such bytes. None when unavailable."""
+    import ctypes
+
+    try:
+        if not _libc:
+            _libc.append(ctypes.CDLL(None, use_errno=True))
+        old = ctypes.create_string_buffer(512)  # larger than any struct sigaction
+        arg = ctypes.create_string_buffer(new, 512) if new is not None else None
+        if _libc[0].sigaction(signal.SIGINT, arg, None if new is not None else old) != 0:  # type: ignore[attr-defined]
+            return None
+    except (OSError, AttributeError):
+        return None
+    return old.raw
 
 
 def _remove_temp_files() -> None:

@@ -5,6 +5,7 @@ writing one output path leave one complete, valid file. Through the installed CL
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import resource
@@ -208,6 +209,34 @@ def test_ctrl_c_inside_faiss_kmeans_is_prompt(big: Path, tmp_path: Path) -> None
     assert (proc.returncode, err) == (130, INTERRUPTED)
     assert seconds < 6, f"took {seconds:.1f} s to stop"
     assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_ctrl_c_inside_a_cbc_solve_is_prompt(tmp_path: Path) -> None:
+    """CBC installs its own SIGINT handler for each solve (and swallowed Ctrl-C: kcenter-robust ran on to the
+    end, exit 0); alcli.entry.keep_sigint puts alcli's back, so the watchdog ends the process."""
+    emb = tmp_path / "e.h5"
+    x = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
+    write_embeddings(str(emb), Embeddings(x, np.arange(3000), 3000))
+    out = tmp_path / "out.h5"
+    proc, started = _start(["select", str(emb), "-m", "kcenter-robust", "-b", "30", "--exact", "-o", str(out)],
+                           tmp_path)
+    _wait_for(started, "running", proc)
+    deadline = time.monotonic() + 120
+    while "alcli-sigint" not in _thread_names(proc.pid) and time.monotonic() < deadline:  # a CBC solve runs
+        time.sleep(0.001)
+    assert proc.poll() is None
+    err, seconds = _interrupt(proc)
+    assert (proc.returncode, err) == (130, INTERRUPTED)
+    assert seconds < 6, f"took {seconds:.1f} s to stop"
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+def _thread_names(pid: int) -> set[str]:
+    names = set()
+    for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else ():
+        with contextlib.suppress(OSError):
+            names.add(Path(f"/proc/{pid}/task/{task}/comm").read_text().strip())
+    return names
 
 
 # --------------------------------------------------------------------------------------- write failures
