@@ -29,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from alcli.artifacts.io import temp_files
 from alcli.errors import AlcliError
 
 # Per candidate point, held by select beyond the features: embedding indices, pool, candidates and
@@ -162,6 +163,7 @@ class FeatureStore:
         except (BufferError, ValueError):
             pass
         if self.owned:
+            temp_files.discard(self.path)
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
 
@@ -211,10 +213,13 @@ def store_from_npy(path: str, page_budget: int) -> FeatureStore | None:
 
 
 def _check_finite(store: FeatureStore, name: str) -> None:
+    from alcli.artifacts.embeddings import check_magnitude
+
     for start, block in store.blocks():
         if not np.isfinite(block).all():
             row, col = np.argwhere(~np.isfinite(block))[0]
             raise AlcliError(f"'features' holds NaN or inf (first at {[int(row) + start, int(col)]})", name)
+        check_magnitude(block, store.shape[1], name)
 
 
 def _spool(node: h5py.Dataset, name: str, page_budget: int) -> FeatureStore:
@@ -223,6 +228,7 @@ def _spool(node: h5py.Dataset, name: str, page_budget: int) -> FeatureStore:
     step = max(1, (node.chunks[0] if node.chunks else 0) or max(256, (16 << 20) // max(1, 4 * d)))
     step = max(step, 256)
     fd, tmp = tempfile.mkstemp(prefix="alcli-features-", suffix=".f32")
+    temp_files.add(tmp)  # removed by the interrupt watchdog too (a Ctrl-C in a long native call)
     try:
         with os.fdopen(fd, "wb") as out:
             for start in range(0, n, step):
@@ -238,6 +244,7 @@ def _spool(node: h5py.Dataset, name: str, page_budget: int) -> FeatureStore:
                 out.write(np.ascontiguousarray(block).tobytes())
         return FeatureStore(tmp, 0, (n, d), page_budget, owned=True)
     except BaseException:
+        temp_files.discard(tmp)
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise

@@ -61,7 +61,7 @@ FAST: dict[str, dict[str, tuple[str, ...]]] = {
         "select": ("select", "X", "--labeled", "l0", "-b", "2", "-o", "OUT"),
         "select-stdin": ("select", "-", "-m", "bald", "-b", "2", "-o", "OUT"),
         "select-badge": ("select", "X", "-m", "badge", "-b", "2", "-o", "OUT"),
-        "select-outofcore": ("select", "X", "--memory-limit", "1M", "-b", "2", "-o", "OUT"),
+        "select-outofcore": ("select", "X", "--memory-limit", "64M", "-b", "2", "-o", "OUT"),
         "export": ("export", "l1", "-d", "d", "--suggest", "X", "-o", "OUT.csv"),
     },
     "checkpoint": {
@@ -251,3 +251,20 @@ def test_flipped_and_truncated_bytes_through_the_reader(arts: Path, reader: str,
     folder = arts / "case" / "reader"
     folder.mkdir(parents=True, exist_ok=True)
     _read_damaged(arts, reader, mutation, folder)
+
+
+@pytest.mark.parametrize("memory", [None, "64M"])
+def test_features_too_large_for_float32_distances(tmp_path: Path, memory: str | None) -> None:
+    """Found by the fuzz: a finite 3e38 in `features` made kcenter print overflow warnings and pick from
+    inf/NaN distances, exit 0. Now bad input, in memory and out of core."""
+    from conftest import assert_one_line_error
+
+    from alcli.artifacts import Embeddings, write_embeddings
+
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    x[7, 2] = 3e38
+    write_embeddings(str(tmp_path / "e.h5"), Embeddings(x, np.arange(50), 50))
+    extra = ("--memory-limit", memory) if memory else ()
+    proc = run_alcli("select", tmp_path / "e.h5", "-b", "3", *extra, "-o", tmp_path / "l.h5")
+    assert_one_line_error(proc, "e.h5", "overflow float32")
+    assert not (tmp_path / "l.h5").exists()

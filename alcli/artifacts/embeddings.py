@@ -132,8 +132,23 @@ def _features_out_of_core(src: Input, memory_limit: int) -> Any:
 def _as_float32(src: Input, features: np.ndarray) -> np.ndarray:
     features = np.asarray(features)
     for start in range(0, features.shape[0], _BLOCK_ROWS):
-        check_finite(src, "features", features[start : start + _BLOCK_ROWS], offset=start)
+        block = features[start : start + _BLOCK_ROWS]
+        check_finite(src, "features", block, offset=start)
+        check_magnitude(block, features.shape[1], src.name)
     return features.astype(np.float32, copy=False)
+
+
+def feature_limit(dim: int) -> float:
+    """The largest |value| for which every squared distance between D-dim rows stays finite in float32."""
+    return float(np.sqrt(np.finfo(np.float32).max / (4.0 * dim))) / 2
+
+
+def check_magnitude(block: np.ndarray, dim: int, name: str) -> None:
+    """Features so large that squared distances overflow float32 (every distance would be inf) are bad input."""
+    top = float(np.abs(block).max()) if block.size else 0.0
+    if top > feature_limit(dim):
+        raise AlcliError(f"'features' holds {top:.3g}: squared distances overflow float32 (|values| must stay "
+                         f"below {feature_limit(dim):.3g} for {dim} dimensions; rescale them)", name)
 
 
 def _read_npy(path: str, memory_limit: int | None = None) -> Embeddings:
