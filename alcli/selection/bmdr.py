@@ -39,6 +39,7 @@ from alcli.selection import common
 from alcli.selection.base import Param, Problem, Result, strategy
 
 _MEDIAN_SAMPLE = 1000
+_NEAR = 1e-3  # α within this of 0 or 1 counts as integral in the report (interior-point solutions approach the bounds)
 _BLOCK = 4096
 
 
@@ -235,8 +236,8 @@ def bmdr_select(problem: Problem) -> Result:
     report = {
         "beta": beta, "kernel": kernel, "bandwidth": bandwidth, "approximation": sums.approximation,
         "solver": "clarabel", **info, "binary_objective": qp.value(chosen),
-        "alpha_at_one": int(np.count_nonzero(alpha > 1 - 1e-6)),
-        "alpha_fractional": int(np.count_nonzero((alpha > 1e-6) & (alpha < 1 - 1e-6))),
+        "alpha_at_one": int(np.count_nonzero(alpha >= 1 - _NEAR)),
+        "alpha_fractional": int(np.count_nonzero((alpha > _NEAR) & (alpha < 1 - _NEAR))),
         "mmd2_before": before, "mmd2_after": after,
         "mean_margin_picks": float(margin[order].mean()), "mean_margin_candidates": float(margin.mean()),
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
@@ -244,7 +245,7 @@ def bmdr_select(problem: Problem) -> Result:
     report["headline"] = (
         f"MMD² {_fmt(before)} → {_fmt(after)} · margin of picks {report['mean_margin_picks']:.3f} "
         f"(candidates {report['mean_margin_candidates']:.3f}) · {sums.approximation} · QP {info['status']} "
-        f"in {info['iterations']} it · α: {report['alpha_at_one']} at 1, {report['alpha_fractional']} fractional"
+        f"in {info['iterations']} it · α: {report['alpha_at_one']} ≈ 1, {report['alpha_fractional']} fractional"
     )
     return Result(picks=cand[order], why=alpha[order], why_name="relaxed QP weight α", report=report)
 
