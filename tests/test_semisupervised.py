@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 
 from alcli import augment, data, semisupervised, training
 
-# 100 labels, 1,000 test, 3,900 unlabelled, small CNN: supervised (15 epochs) reaches 0.80-0.82 and FixMatch
-# (4 passes over the unlabelled rows, 72 steps) 0.87-0.89 on seeds 0-4; the margin asserted is half of that.
+# 100 labels, 1,000 test, 3,900 unlabelled, small CNN, 1 thread (the same commands as samples/experiment.mk's
+# initial models, so docs/results.md has the same numbers): supervised (15 epochs) reaches 0.800 / 0.794 / 0.816
+# on seeds 0 / 1 / 2 and FixMatch (5 passes over the unlabelled rows, 90 steps) 0.849 / 0.837 / 0.857, i.e.
+# +4.1 to +4.9 points; the margin asserted is 3 points.
 MARGIN = 0.03
-FIXMATCH_EPOCHS = "4"
+FIXMATCH_EPOCHS = "5"
 
 
 def _accuracy(tmp: Path, ckpt: Path) -> float:
@@ -46,7 +48,7 @@ def test_fixmatch_beats_supervised_on_100_labels(tmp_path: Path, seed: int) -> N
     hp = ckpt.hparams
     assert hp["semi_supervised"] == "fixmatch" and hp["threshold"] == 0.95 and hp["mu"] == 7
     assert hp["unlabeled_weight"] == 1.0 and hp["augment"] is True and hp["unlabeled_count"] == 3900
-    assert hp["steps"] == 4 * 18 and ckpt.loss.size == 4 and ckpt.labeled_count == 100
+    assert hp["steps"] == 5 * 18 and ckpt.loss.size == 5 and ckpt.labeled_count == 100
 
 
 def _small(seed: int, **kw: object) -> dict[str, np.ndarray]:
