@@ -27,9 +27,11 @@ def write_embeddings(path, x: np.ndarray, pool_size: int | None = None) -> None:
         f["indices"] = np.arange(x.shape[0])
 
 
-@pytest.fixture
-def pool(tmp_path):
-    """Embeddings of 300 points and two labelled rounds: k-Center and random from the same 20 labels."""
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    """Embeddings of 300 points and two labelled rounds: k-Center and random from the same 20 labels
+    (shared by the tests of this module; each writes its outputs under its own names)."""
+    tmp_path = tmp_path_factory.mktemp("map")
     x, _ = blobs()
     write_embeddings(tmp_path / "emb.h5", x)
     run_alcli("select", tmp_path / "emb.h5", "-b", "20", "-m", "random", "-o", tmp_path / "l0.h5", check=True)
@@ -59,12 +61,12 @@ def test_map_with_compare_coords_and_redraw(pool):
 
 def test_max_points_subsamples_only_the_unlabelled_rest(pool):
     run_alcli("map", pool / "emb.h5", "--labeled", pool / "kcenter.h5", "--compare", pool / "random.h5", "-o",
-              pool / "m.png", "--projection", "pca", "--max-points", "60", "--coords-out", pool / "c.h5", check=True)
+              pool / "m.png", "--projection", "pca", "--max-points", "60", "--coords-out", pool / "c60.h5", check=True)
     labelled = set()
     for name in ("kcenter.h5", "random.h5"):
         with h5py.File(pool / name) as f:
             labelled |= set(f["indices"][()].tolist())
-    with h5py.File(pool / "c.h5") as f:
+    with h5py.File(pool / "c60.h5") as f:
         rows = set(f["indices"][()].tolist())
         assert f.attrs["points_total"] == 300
     assert labelled <= rows and len(rows) == 60
@@ -80,11 +82,11 @@ def test_refusals_are_one_line_and_write_nothing(pool):
     write_embeddings(other, blobs(n=50)[0], pool_size=50)
     run_alcli("select", other, "-b", "5", "-m", "random", "-o", pool / "small.h5", check=True)
     bad = run_alcli("map", pool / "emb.h5", "--labeled", pool / "kcenter.h5", "--compare", pool / "small.h5",
-                    "-o", pool / "map.png", "--projection", "pca")
+                    "-o", pool / "refused.png", "--projection", "pca")
     assert_one_line_error(bad, "small.h5", "pool")
     bad = run_alcli("map", pool / "emb.h5", "--labeled", pool / "kcenter.h5", "-o", pool / "emb.h5")
     assert_one_line_error(bad, "emb.h5")
-    assert not (pool / "map.png").exists() and not (pool / "map.jpg").exists()
+    assert not (pool / "refused.png").exists() and not (pool / "map.jpg").exists()
 
 
 def test_tsne_small_is_seeded_and_keeps_clusters_apart():
