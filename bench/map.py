@@ -1,6 +1,7 @@
 """Benchmark: `alcli map` end to end (read, project, draw) on synthetic clustered features.
 
-Prints one JSON object. The reference measured in the same run is `--projection pca` on the same
+Prints one JSON object; `cpu_seconds` (all threads) beside wall `seconds` shows contention on a shared
+machine. The reference measured in the same run is `--projection pca` on the same
 inputs (reading, PCA, drawing): `tsne_over_pca` is what the t-SNE itself costs. Each configuration runs
 the installed `alcli` in a subprocess; `peak_rss_mb` is its VmHWM.
 
@@ -46,7 +47,8 @@ def timed(tmp: str, projection: str, max_points: int) -> dict:
     cmd = [exe, "map", os.path.join(tmp, "emb.h5"), "--labeled", os.path.join(tmp, "l1.h5"), "-o", out,
            "--projection", projection, "--max-points", str(max_points)]
     wrapper = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-               "print(p.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+               "u = resource.getrusage(resource.RUSAGE_CHILDREN); print(p.returncode); print(u.ru_maxrss); "
+               "print(u.ru_utime + u.ru_stime); "
                "print(p.stderr[-400:])")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True)
@@ -54,7 +56,8 @@ def timed(tmp: str, projection: str, max_points: int) -> dict:
     lines = proc.stdout.splitlines()
     if not lines or lines[0] != "0":
         return {"error": proc.stdout[-400:] + proc.stderr[-400:]}
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(int(lines[1]) / 1024, 1)}
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(float(lines[2]), 2),
+            "peak_rss_mb": round(int(lines[1]) / 1024, 1)}
 
 
 def main() -> None:
