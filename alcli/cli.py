@@ -73,7 +73,7 @@ def _fail(message: str, code: int) -> None:
     if entry.exiting():  # False: the interrupt watchdog is printing the line and ending the process
         sys.stderr.write(f"alcli: error: {message}\n")
         sys.stderr.flush()
-    io = sys.modules.get("alcli.artifacts.io")
+    io = sys.modules.get("alcli.artifacts.output")
     if io is not None and io.hdf5_state["left_open"]:  # a failed HDF5 write: skip HDF5's exit handler
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()

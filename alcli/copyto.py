@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alcli.artifacts.dataset import Dataset
-from alcli.artifacts.io import atomic_path
+from alcli.artifacts.output import atomic_path
 from alcli.errors import AlcliError
 from alcli.options import same_file
 

@@ -171,7 +171,7 @@ def _sigaction(new: bytes | None = None) -> bytes | None:
 
 
 def _remove_temp_files() -> None:
-    io = sys.modules.get("alcli.artifacts.io")
+    io = sys.modules.get("alcli.artifacts.output")
     for path in list(getattr(io, "temp_files", ())):
         with contextlib.suppress(OSError):
             os.unlink(path)

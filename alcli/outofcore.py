@@ -29,7 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from alcli.artifacts.io import temp_files
+from alcli.artifacts.output import temp_files
 from alcli.errors import AlcliError
 
 # Per candidate point, held by select beyond the features: embedding indices, pool, candidates and

@@ -32,8 +32,9 @@ import numpy as np
 
 from alcli.artifacts.dataset import Dataset
 from alcli.artifacts.embeddings import Embeddings
-from alcli.artifacts.io import STDIO, atomic_path
+from alcli.artifacts.io import STDIO
 from alcli.artifacts.labeled import LabeledSet
+from alcli.artifacts.output import atomic_path
 from alcli.errors import AlcliError
 
 FORMATS = ("csv", "jsonl", "label-studio", "txt")

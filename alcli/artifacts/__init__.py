@@ -3,8 +3,9 @@
 from alcli.artifacts.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from alcli.artifacts.dataset import Dataset, read_dataset, write_dataset
 from alcli.artifacts.embeddings import Embeddings, read_embeddings, stream_embeddings, write_embeddings
-from alcli.artifacts.io import STDIO, check_output, create_output, open_input
+from alcli.artifacts.io import STDIO, open_input
 from alcli.artifacts.labeled import LabeledSet, add_round, read_labeled, write_labeled
+from alcli.artifacts.output import check_output, create_output
 from alcli.artifacts.report import Report, read_report, write_report
 
 __all__ = [

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from alcli.artifacts.io import Input, attrs_dict, check_format, create_output, read_array, stamp
+from alcli.artifacts.io import Input, attrs_dict, check_format, read_array
 from alcli.artifacts.labeled import validate_indices
+from alcli.artifacts.output import create_output, stamp
 
 KIND = "coords"
 

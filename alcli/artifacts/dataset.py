@@ -15,17 +15,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from alcli.artifacts.io import (
-    Input,
-    attrs_dict,
-    check_dataset,
-    check_format,
-    create_output,
-    format_of,
-    open_input,
-    read_array,
-    stamp,
-)
+from alcli.artifacts.io import Input, attrs_dict, check_dataset, check_format, format_of, open_input, read_array
+from alcli.artifacts.output import create_output, stamp
 
 KIND = "dataset"
 

@@ -25,14 +25,13 @@ from alcli.artifacts.io import (
     check_dataset,
     check_finite,
     check_format,
-    create_output,
     format_of,
     open_input,
     read_array,
     sha256_file,
-    stamp,
 )
 from alcli.artifacts.labeled import validate_indices
+from alcli.artifacts.output import create_output, stamp
 from alcli.errors import AlcliError
 
 KIND = "embeddings"

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from alcli.artifacts.io import Input, attrs_dict, check_format, create_output, open_input, read_array, stamp
+from alcli.artifacts.io import Input, attrs_dict, check_format, open_input, read_array
+from alcli.artifacts.output import create_output, stamp
 
 KIND = "labeled"
 _RESERVED = {"format", "version", "alcli_version", "created_at", "parents", "pool_size", "report"}

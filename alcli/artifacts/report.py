@@ -14,7 +14,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from alcli.artifacts.io import Input, attrs_dict, check_format, create_output, open_input, parents_of, read_array, stamp
+from alcli.artifacts.io import Input, attrs_dict, check_format, open_input, parents_of, read_array
+from alcli.artifacts.output import create_output, stamp
 
 KIND = "report"
 _FIELDS = ("accuracy", "mean_loss", "n_test", "labeled_count")

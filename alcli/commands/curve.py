@@ -7,7 +7,7 @@ import os
 import click
 
 from alcli import console
-from alcli.artifacts.io import atomic_path
+from alcli.artifacts.output import atomic_path
 from alcli.errors import AlcliError
 from alcli.options import INPUT, OUTPUT, Command
 

@@ -41,7 +41,7 @@ def command(dataset: str, out_arg: str | None, checkpoint_path: str, indices_pat
     import numpy as np
 
     from alcli import data, embedding, models, training
-    from alcli.artifacts.io import check_output
+    from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
 
     if out_arg is not None and output is not None and out_arg != output:

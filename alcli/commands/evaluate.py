@@ -23,7 +23,7 @@ def command(checkpoint_path: str, dataset: str, indices_path: str | None, batch_
     import numpy as np
 
     from alcli import data, evaluation, models, training
-    from alcli.artifacts.io import check_output
+    from alcli.artifacts.output import check_output
     from alcli.artifacts.report import write_report
     from alcli.errors import AlcliError
 

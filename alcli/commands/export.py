@@ -63,7 +63,8 @@ def command(labeled_path: str, dataset_path: str, output: str, fmt: str | None, 
     from alcli import copyto, labelling, worklist
     from alcli.artifacts import read_embeddings, read_labeled
     from alcli.artifacts.dataset import dataset_from
-    from alcli.artifacts.io import STDIO, check_output, open_input
+    from alcli.artifacts.io import STDIO, open_input
+    from alcli.artifacts.output import check_output
 
     if as_json and output == STDIO:
         raise AlcliError("--json prints to stdout, so the work list needs -o FILE", "--json")

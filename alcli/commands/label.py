@@ -53,8 +53,9 @@ def command(dataset: str, answer_paths: tuple[str, ...], output: str | None, fmt
     from alcli import labelling
     from alcli.answers import Fields, read_answers
     from alcli.artifacts.dataset import dataset_from, write_dataset
-    from alcli.artifacts.io import check_output, open_input
+    from alcli.artifacts.io import not_reading, open_input
     from alcli.artifacts.labeled import read_labeled, write_labeled
+    from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
     from alcli.problems import Problems
 
@@ -73,25 +74,29 @@ def command(dataset: str, answer_paths: tuple[str, ...], output: str | None, fmt
     with open_input(dataset) as src:
         data = dataset_from(src, with_images=False)
         labelling.check_unique_ids(data)
-        picks = None
-        if labeled_path:
-            labeled = read_labeled(labeled_path)
-            if labeled.pool_size != data.n:
-                raise AlcliError(f"is for a pool of {labeled.pool_size} rows, {data.name} has {data.n}", labeled.name)
-            picks = labeled.indices
-        problems = Problems()
-        fields = Fields(id_field, label_field)
-        answers = [read_answers(path, fmt, fields, problems) for path in answer_paths]
-        merged = labelling.merge(data, answers, classes=classes, relabel=relabel, resolve=resolve,
-                                 strip_prefix=strip_prefix, picks=picks, problems=problems)
-        parents = {"dataset": data.sha256}
-        parents.update({f"answers{i}": a.sha256 for i, a in enumerate(answers)})
-        if merged.added_classes:
-            console.say(f"[yellow]warning[/]: adding class names {', '.join(merged.added_classes)}"
-                        f" (now {len(merged.class_names)})")
-        if not dry_run:  # everything computed before the first file is written
-            pruned = labelling.without_pending(labeled, merged.labels) if labeled_out else None
-            skipped = labelling.skipped_set(merged.skipped, data.n, merged.round) if skipped_out else None
+        with not_reading():  # merging and the other inputs: their errors are not DATA's
+            picks = None
+            if labeled_path:
+                labeled = read_labeled(labeled_path)
+                if labeled.pool_size != data.n:
+                    raise AlcliError(f"is for a pool of {labeled.pool_size} rows, {data.name} has {data.n}",
+                                     labeled.name)
+                picks = labeled.indices
+            problems = Problems()
+            fields = Fields(id_field, label_field)
+            answers = [read_answers(path, fmt, fields, problems) for path in answer_paths]
+            merged = labelling.merge(data, answers, classes=classes, relabel=relabel, resolve=resolve,
+                                     strip_prefix=strip_prefix, picks=picks, problems=problems)
+            parents = {"dataset": data.sha256}
+            parents.update({f"answers{i}": a.sha256 for i, a in enumerate(answers)})
+            if merged.added_classes:
+                console.say(f"[yellow]warning[/]: adding class names {', '.join(merged.added_classes)}"
+                            f" (now {len(merged.class_names)})")
+            # everything computed before the first file is written
+            pruned = labelling.without_pending(labeled, merged.labels) if labeled_out and not dry_run else None
+            skipped = (labelling.skipped_set(merged.skipped, data.n, merged.round)
+                       if skipped_out and not dry_run else None)
+        if not dry_run:
             if output is not None:
                 data.labels, data.label_round, data.class_names = merged.labels, merged.label_round, merged.class_names
                 write_dataset(output, data, parents, images_from=src.file["images"])

@@ -35,7 +35,7 @@ def command(embeddings: str, labeled_path: str, compare_paths: tuple[str, ...], 
     from alcli import mapping, plots
     from alcli.artifacts import read_labeled
     from alcli.artifacts.coords import Coords, write_coords
-    from alcli.artifacts.io import atomic_path, check_output
+    from alcli.artifacts.output import atomic_path, check_output
 
     t0 = time.perf_counter()
     fmt = plots.image_format(output)

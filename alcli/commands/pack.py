@@ -26,7 +26,7 @@ def command(folder: str, unlabelled: bool, size_text: str | None, output: str) -
     image's path relative to FOLDER ('/' separators). Grey images stay one channel; any colour image
     makes the whole set RGB."""
     from alcli.artifacts.dataset import Dataset, write_dataset
-    from alcli.artifacts.io import check_output
+    from alcli.artifacts.output import check_output
 
     check_output(output)
     size = parse_size(size_text)

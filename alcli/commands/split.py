@@ -42,8 +42,9 @@ def command(dataset: str, size: int, exclude_paths: tuple[str, ...], seed: int, 
     """Draw SIZE rows of DATA.h5 by a seeded permutation (never by position) and write them as an
     alcli.labeled artifact, round 0: a test split, or a random initial labelled set."""
     from alcli import data
-    from alcli.artifacts.io import check_output, sha256_file
+    from alcli.artifacts.io import sha256_file
     from alcli.artifacts.labeled import LabeledSet, write_labeled
+    from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
 
     if as_json and output == "-":

@@ -60,8 +60,8 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
 
     from alcli import data, semisupervised, training
     from alcli.artifacts.checkpoint import write_checkpoint
-    from alcli.artifacts.io import check_output
     from alcli.artifacts.labeled import read_labeled
+    from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
 
     if as_json and output == "-":
