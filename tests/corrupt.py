@@ -12,6 +12,8 @@ import h5py
 import numpy as np
 from hypothesis import strategies as st
 
+from alcli.artifacts.output import seal
+
 DATASET_DAMAGE = ("delete", "group", "dtype:float64", "dtype:int64", "dtype:uint8", "dtype:bytes", "dtype:bool",
                   "rank:more", "rank:less", "rank:scalar", "len:more", "len:less", "len:empty", "nan", "inf",
                   "negative", "huge")
@@ -60,9 +62,11 @@ def corrupt_copy(src: Path, dst: Path, mutation: Mutation) -> None:
     elif kind == "dataset":
         with h5py.File(dst, "r+") as fh:
             _damage_dataset(fh, mutation[1], mutation[2])
+        seal(str(dst))  # structured damage must reach the validation under test, not stop at the seal
     elif kind == "attr":
         with h5py.File(dst, "r+") as fh:
             _damage_attr(fh.attrs, mutation[1], mutation[2])
+        seal(str(dst))
     else:
         raise ValueError(mutation)
 

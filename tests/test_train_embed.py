@@ -15,6 +15,7 @@ from conftest import SAMPLE, assert_one_line_error, run_alcli, shell
 
 from alcli import data, models, training
 from alcli.artifacts import read_embeddings, read_labeled, read_report, write_checkpoint
+from alcli.artifacts.output import seal
 from alcli.errors import AlcliError
 
 ACCURACY_FLOOR = 0.85  # the default recipe reaches ~0.93 on this split (500 labelled, 1,000 test)
@@ -174,6 +175,7 @@ def _mutate(src: Path, dst: Path, edit) -> Path:
     shutil.copy(src, dst)
     with h5py.File(dst, "r+") as fh:
         edit(fh)
+    seal(str(dst))  # an artifact edited on purpose: readers get past the seal to the check under test
     return dst
 
 

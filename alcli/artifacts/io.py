@@ -19,7 +19,16 @@ from typing import Any
 import h5py
 import numpy as np
 
-from alcli.artifacts.output import _CHUNK, FORMAT_PREFIX, STDIO, remove_temp, temp_files
+from alcli.artifacts.output import (
+    _CHUNK,
+    FORMAT_PREFIX,
+    SEAL_MAGIC,
+    SEAL_SIZE,
+    STDIO,
+    content_sha256,
+    remove_temp,
+    temp_files,
+)
 from alcli.errors import AlcliError, short
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -87,8 +96,21 @@ def _check_readable(path: str) -> None:
         raise AlcliError("empty file", path)
     with open(path, "rb") as fh:
         head = fh.read(8)
-    if head != _HDF5_SIGNATURE and not h5py.is_hdf5(path):
+    if head != _HDF5_SIGNATURE and not head.startswith(SEAL_MAGIC[:8]) and not h5py.is_hdf5(path):
         raise AlcliError("not an HDF5 file", path)
+
+
+def _check_seal(path: str, name: str) -> None:
+    """An alcli artifact carries the sha256 of its content in its user block (alcli.artifacts.output.seal):
+    a mismatch means the file was damaged after alcli wrote it, and HDF5 never sees it."""
+    with open(path, "rb") as fh:
+        block = fh.read(SEAL_SIZE)
+    if not block.startswith(SEAL_MAGIC):
+        return  # written by another tool (or an alcli before 0.2): no seal to check
+    stored = block[len(SEAL_MAGIC) : len(SEAL_MAGIC) + 64].decode("ascii", "replace")
+    if len(block) < SEAL_SIZE or content_sha256(path) != stored:
+        raise AlcliError("damaged: its content no longer matches the sha256 alcli sealed it with "
+                         "(truncated or altered after it was written)", name)
 
 
 @contextlib.contextmanager
@@ -100,14 +122,16 @@ def open_input(path: str) -> Iterator[Input]:
         spooled, sha = _spool_stdin()
         real = spooled
         with open(real, "rb") as fh:
-            if fh.read(8) != _HDF5_SIGNATURE:
-                remove_temp(real)
-                raise AlcliError("not an HDF5 file", name)
+            head = fh.read(8)
+        if head != _HDF5_SIGNATURE and not head.startswith(SEAL_MAGIC[:8]):
+            remove_temp(real)
+            raise AlcliError("not an HDF5 file", name)
     else:
         _check_readable(path)
         real = path
         sha = sha256_file(path)
     try:
+        _check_seal(real, name)
         try:
             handle = h5py.File(real, "r")
         except (OSError, RuntimeError, ValueError) as exc:
