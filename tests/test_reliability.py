@@ -325,3 +325,22 @@ def test_ctrl_c_ignored_by_the_parent_stays_ignored(work: Path, tmp_path: Path) 
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert read_labeled(str(out)).indices.size == 3
+
+
+def test_the_seal_catches_damage_and_survives_pipes(work: Path, tmp_path: Path) -> None:
+    """Every artifact carries the sha256 of its content in its HDF5 user block: a flipped byte or a truncated
+    copy is one line naming the file before HDF5 reads it; a file through `-o -` and `info -` keeps it."""
+    src = work / "l0.h5"
+    piped = run_alcli("split", work / "d.h5", "--size", "3", "--seed", "1", "-o", "-", check=True).stdout
+    assert piped.startswith(b"alcli-seal 1 sha256 ")
+    assert run_alcli("info", "-", input=piped).returncode == 0
+    data = bytearray(src.read_bytes())
+    assert data.startswith(b"alcli-seal 1 sha256 ")
+    for name, damaged in [("flip.h5", data[:2000] + bytes([data[2000] ^ 4]) + data[2001:]),
+                          ("short.h5", data[: len(data) - 100])]:
+        (tmp_path / name).write_bytes(bytes(damaged))
+        proc = run_alcli("info", tmp_path / name)
+        assert_one_line_error(proc, name, "damaged")
+    unsealed = data[:0] + b"\0" * 512 + data[512:]  # no seal at all: HDF5 reads it as any other file
+    (tmp_path / "plain.h5").write_bytes(bytes(unsealed))
+    assert run_alcli("info", tmp_path / "plain.h5").returncode == 0
