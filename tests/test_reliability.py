@@ -191,12 +191,22 @@ def _threads(pid: int) -> int:
         return 0
 
 
-def test_ctrl_c_inside_faiss_kmeans_is_prompt(big: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Embeddings on which FAISS k-means with k=1,000 runs for seconds even on an idle box (FAISS 1.15 stops
+    k-means early once the objective settles, so the iteration count alone cannot make it long)."""
+    path = tmp_path_factory.mktemp("clusters") / "x.h5"
+    x = np.random.default_rng(1).normal(size=(100000, 64)).astype(np.float32)
+    write_embeddings(str(path), Embeddings(x, np.arange(100000), 100000))
+    return path
+
+
+def test_ctrl_c_inside_faiss_kmeans_is_prompt(clusters: Path, tmp_path: Path) -> None:
     """Ctrl-C while FAISS k-means runs (native code holding the main thread, features spooled from stdin):
     exit 130 within a few seconds, one line, the spooled copy of stdin removed, no output."""
     out = tmp_path / "out.h5"
-    with open(big, "rb") as stdin:
-        proc, started = _start(["select", "-", "-m", "kmedian", "-b", "200", "--kmeans-iters", "100000",
+    with open(clusters, "rb") as stdin:
+        proc, started = _start(["select", "-", "-m", "kmedian", "-b", "1000", "--kmeans-iters", "100000",
                                 "-o", str(out)], tmp_path, stdin=stdin)
         _wait_for(started, "running", proc)
         base = _threads(proc.pid)
