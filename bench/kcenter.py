@@ -35,13 +35,7 @@ def clustered(n: int, d: int, clusters: int, seed: int) -> np.ndarray:
     centers = rng.normal(size=(clusters, d)).astype(np.float32)
     spread = rng.uniform(0.2, 0.6, size=clusters).astype(np.float32)
     label = rng.integers(0, clusters, size=n)
-    out = np.empty((n, d), np.float32)
-    step = 8192
-    for start in range(0, n, step):
-        lab = label[start : start + step]
-        noise = rng.normal(size=(lab.size, d)).astype(np.float32)
-        out[start : start + step] = centers[lab] + noise * spread[lab, None]
-    return out
+    return _blobs(centers, spread, label, rng)
 
 
 def outliers(n: int, d: int, clusters: int, seed: int, fraction: float = 0.005, scale: float = 3.0) -> np.ndarray:
@@ -52,14 +46,20 @@ def outliers(n: int, d: int, clusters: int, seed: int, fraction: float = 0.005, 
     spread = rng.uniform(0.05, 0.8, size=clusters).astype(np.float32)
     weights = rng.pareto(1.0, size=clusters) + 0.05  # a few huge blobs, many small ones
     label = rng.choice(clusters, size=n, p=weights / weights.sum())
-    out = np.empty((n, d), np.float32)
-    step = 8192
-    for start in range(0, n, step):
-        lab = label[start : start + step]
-        noise = rng.normal(size=(lab.size, d)).astype(np.float32)
-        out[start : start + step] = centers[lab] + noise * spread[lab, None]
+    out = _blobs(centers, spread, label, rng)
     far = rng.choice(n, size=max(1, int(round(fraction * n))), replace=False)
     out[far] *= np.float32(scale)
+    return out
+
+
+def _blobs(centers: np.ndarray, spread: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """centers[label] plus Gaussian noise of each cluster's spread, drawn in blocks (no float64 n×d)."""
+    out = np.empty((label.size, centers.shape[1]), np.float32)
+    step = 8192
+    for start in range(0, label.size, step):
+        lab = label[start : start + step]
+        noise = rng.normal(size=(lab.size, centers.shape[1])).astype(np.float32)
+        out[start : start + step] = centers[lab] + noise * spread[lab, None]
     return out
 
 
