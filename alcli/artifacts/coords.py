@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from alcli.artifacts.io import Input, attrs_dict, check_format, read_array
+from alcli.artifacts.io import Input, attrs_dict, check_format, pool_size_attr, read_array
 from alcli.artifacts.labeled import validate_indices
 from alcli.artifacts.output import create_output, stamp
 
@@ -32,9 +32,7 @@ class Coords:
 def coords_from(src: Input) -> Coords:
     check_format(src, KIND)
     attrs = attrs_dict(src)
-    pool_size = attrs.get("pool_size")
-    if not isinstance(pool_size, int) or pool_size < 0:
-        raise src.fail(f"attr 'pool_size' must be a non-negative integer, got {pool_size!r}")
+    pool_size = pool_size_attr(src, attrs)
     coords = read_array(src, "coords", kinds="f", ndim=(2,), finite=True)
     if coords.shape[1] != 2 or coords.shape[0] == 0:
         raise src.fail(f"'coords' has shape {coords.shape}, expected M×2 with M ≥ 1")

@@ -249,6 +249,14 @@ def attrs_dict(src: Input) -> dict[str, Any]:
     return {key: _plain(value) for key, value in src.file.attrs.items()}
 
 
+def pool_size_attr(src: Input, attrs: dict[str, Any]) -> int:
+    """The `pool_size` attr of an artifact that indexes a pool (labeled, coords): a non-negative integer."""
+    pool_size = attrs.get("pool_size")
+    if not isinstance(pool_size, int) or pool_size < 0:
+        raise src.fail(f"attr 'pool_size' must be a non-negative integer, got {pool_size!r}")
+    return pool_size
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from alcli.artifacts.io import Input, attrs_dict, check_format, open_input, read_array
+from alcli.artifacts.io import Input, attrs_dict, check_format, open_input, pool_size_attr, read_array
 from alcli.artifacts.output import create_output, stamp
 
 KIND = "labeled"
@@ -65,9 +65,7 @@ def read_labeled(path: str) -> LabeledSet:
 def labeled_from(src: Input) -> LabeledSet:
     check_format(src, KIND)
     attrs = attrs_dict(src)
-    pool_size = attrs.get("pool_size")
-    if not isinstance(pool_size, int) or pool_size < 0:
-        raise src.fail(f"attr 'pool_size' must be a non-negative integer, got {pool_size!r}")
+    pool_size = pool_size_attr(src, attrs)
     indices = validate_indices(src, "indices", read_array(src, "indices", kinds="iu", ndim=(1,)), pool_size)
     rounds = read_array(src, "round", kinds="iu", ndim=(1,))
     if rounds.shape != indices.shape:
