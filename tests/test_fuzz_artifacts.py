@@ -1,5 +1,5 @@
 """Corrupted artifacts never end in a traceback: every artifact kind (dataset, labeled, embeddings, checkpoint,
-report), built small through the real CLI, is damaged (byte flips, truncation at any offset, each dataset
+report, coords), built small through the real CLI, is damaged (byte flips, truncation at any offset, each dataset
 deleted / retyped / reshaped / resized / given NaN or out-of-range values, each attr deleted / retyped /
 given another value) and fed to every command that reads that kind. Every run ends with exit 0 or 2, one
 line on stderr for a failure (never a traceback, at most 3 lines in all), no output and no temporary file
@@ -71,6 +71,9 @@ FAST: dict[str, dict[str, tuple[str, ...]]] = {
         "info": ("info", "--json", "X"),
         "curve": ("curve", "X", "r", "--csv", "OUT.csv", "--json"),
     },
+    "coords": {
+        "info": ("info", "--json", "X"),
+    },
 }
 SLOW: dict[str, dict[str, tuple[str, ...]]] = {
     "checkpoint": {
@@ -90,11 +93,16 @@ SLOW: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "embeddings": {
         "map": ("map", "X", "--labeled", "l1", "--projection", "pca", "-o", "OUT.png"),
+        "map-coords-out": ("map", "X", "--labeled", "l1", "--projection", "pca", "--coords-out", "OUT",
+                           "-o", "OUT.png"),
         "train": ("train", "d", "--labeled", "l0", "--pseudo-labels", "X", "--pseudo-threshold", "0.5", *TORCH,
                   "-o", "OUT"),
     },
+    "coords": {
+        "map": ("map", "X", "--labeled", "l1", "--compare", "l0", "-o", "OUT.png"),
+    },
 }
-FILES = {"dataset": "d", "labeled": "l1", "embeddings": "e", "checkpoint": "c", "report": "r"}
+FILES = {"dataset": "d", "labeled": "l1", "embeddings": "e", "checkpoint": "c", "report": "r", "coords": "co"}
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +128,8 @@ def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
          "-o", out / "l1.h5"),
         ("evaluate", out / "c.h5", out / "d.h5", "--indices", out / "test.h5", "--device", "cpu",
          "-o", out / "r.h5"),
+        ("map", out / "e.h5", "--labeled", out / "l1.h5", "--projection", "pca", "--coords-out", out / "co.h5",
+         "-o", out / "m.png"),
     ]
     for step in steps:
         run_alcli("-q", *step, check=True)
@@ -200,6 +210,7 @@ def test_damaged_artifact_torch_commands(arts: Path, data: st.DataObject) -> Non
 
 def _readers() -> dict[str, Callable[[str], object]]:
     from alcli.artifacts import read_dataset, read_embeddings, read_labeled, read_report
+    from alcli.artifacts.coords import read_coords
 
     def checkpoint(path: str) -> object:
         from alcli import training
@@ -210,7 +221,8 @@ def _readers() -> dict[str, Callable[[str], object]]:
         return np.asarray(read_embeddings(path, memory_limit=1 << 20).features).sum()
 
     return {"dataset": read_dataset, "labeled": read_labeled, "embeddings": read_embeddings,
-            "embeddings-outofcore": out_of_core, "checkpoint": checkpoint, "report": read_report}
+            "embeddings-outofcore": out_of_core, "checkpoint": checkpoint, "report": read_report,
+            "coords": read_coords}
 
 
 def _read_damaged(arts: Path, reader: str, mutation: Mutation, tmp: Path) -> None:
@@ -225,7 +237,7 @@ def _read_damaged(arts: Path, reader: str, mutation: Mutation, tmp: Path) -> Non
 
 
 @pytest.mark.parametrize("reader", ["dataset", "labeled", "embeddings", "embeddings-outofcore", "checkpoint",
-                                    "report"])
+                                    "report", "coords"])
 def test_every_structured_damage_through_the_reader(arts: Path, reader: str, tmp_path: Path) -> None:
     """Each dataset and each attr, every kind of damage: the reader returns or raises AlcliError only."""
     datasets, attrs = layout(arts / f"{FILES[reader.split('-')[0]]}.h5")
@@ -238,7 +250,7 @@ def test_every_structured_damage_through_the_reader(arts: Path, reader: str, tmp
 
 
 @pytest.mark.parametrize("reader", ["dataset", "labeled", "embeddings", "embeddings-outofcore", "checkpoint",
-                                    "report"])
+                                    "report", "coords"])
 @settings(max_examples=READER_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_flipped_and_truncated_bytes_through_the_reader(arts: Path, reader: str, data: st.DataObject) -> None:

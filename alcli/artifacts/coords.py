@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from alcli.artifacts.io import Input, attrs_dict, check_format, pool_size_attr, read_array
+from alcli.artifacts.io import Input, attrs_dict, check_format, open_input, pool_size_attr, read_array
 from alcli.artifacts.labeled import validate_indices
 from alcli.artifacts.output import create_output, stamp
 
@@ -27,6 +27,11 @@ class Coords:
     attrs: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
     name: str = ""
+
+
+def read_coords(path: str) -> Coords:
+    with open_input(path) as src:
+        return coords_from(src)
 
 
 def coords_from(src: Input) -> Coords:
