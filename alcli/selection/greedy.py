@@ -249,18 +249,27 @@ def plan(vals: np.ndarray, pos: np.ndarray, vecs: np.ndarray, bound: float, room
     vals = vals.astype(np.float64)
     first = int(np.lexsort((pos, -vals))[0])
     chosen, values = [first], [float(vals[first])]
-    while len(chosen) < room:
+    # Only points above the bound can ever be picked (values only fall), and one at or below it can never be
+    # the runner-up that blocks a pick (a pick must beat the bound by the margin anyway): drop them, so each
+    # step folds the new pick into the live rivals only.
+    vals[first] = -1.0
+    live = np.flatnonzero(vals > bound)
+    lv, lvec = vals[live], np.asarray(vecs[live], np.float64)
+    while len(chosen) < room and live.size:
         i = chosen[-1]
-        vals[i] = -1.0
-        np.minimum(vals, distance.sqdist_exact(vecs, vecs[i].astype(np.float64)), out=vals)
-        vals[i] = -1.0
-        order = np.argsort(-vals, kind="stable")[:2]
-        v1 = vals[order[0]]
-        v2 = vals[order[1]] if order.size > 1 else -np.inf
-        if v1 < 0 or not (v1 > bound * (1 + MARGIN) and v1 > v2 * (1 + MARGIN)):
+        np.minimum(lv, distance.sqdist_exact(lvec, np.asarray(vecs[i], np.float64)), out=lv)
+        keep = lv > bound
+        live, lv, lvec = live[keep], lv[keep], lvec[keep]
+        if live.size == 0:
             break
-        chosen.append(int(order[0]))
+        order = np.argsort(-lv, kind="stable")[:2]
+        v1 = lv[order[0]]
+        v2 = lv[order[1]] if order.size > 1 else -np.inf
+        if not (v1 > bound * (1 + MARGIN) and v1 > v2 * (1 + MARGIN)):
+            break
+        chosen.append(int(live[order[0]]))
         values.append(float(v1))
+        lv[order[0]] = -1.0  # picked: the next fold drops it
     return np.asarray(chosen, np.int64), np.asarray(values)
 
 
