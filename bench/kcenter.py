@@ -12,6 +12,12 @@ and seconds in the argmax/plan, the center bounds and the folds.
     .venv/bin/python bench/kcenter.py --preset outliers    # the paper's size on uneven blobs + 0.5% big norms
     .venv/bin/python bench/kcenter.py --preset features --features emb.h5   # real features (an embeddings file)
     .venv/bin/python bench/kcenter.py --preset small --peers   # + fpsample's vanilla FPS seeded with |L|
+    .venv/bin/python bench/kcenter.py --start auto,faiss      # the start (nearest labelled center) both ways
+
+--start lists how alcli's start finds each point's nearest labelled center (auto: the ball-pruned grouped
+search where it pays, grouped: always, faiss: FAISS' full product); the first is the main run, every other
+one runs alcli again and is reported under "starts" (its phases, start counters and whether its picks are
+the main run's).
 
 Each contender runs in its own subprocess (so peak RSS is its own) on features saved to a .npy file.
 """
@@ -134,7 +140,7 @@ def peers_fps(x: np.ndarray, labeled: np.ndarray, budget: int) -> list[int]:
     return [int(i) for i in out if int(i) not in seed][:budget]
 
 
-def child(which: str, path: str, labeled_n: int, budget: int, seed: int, threads: int) -> None:
+def child(which: str, path: str, labeled_n: int, budget: int, seed: int, threads: int, start: str = "auto") -> None:
     import faiss  # noqa: F401  (library code pages belong to the baseline, not to the working set)
 
     import alcli.selection.greedy as greedy
@@ -144,7 +150,7 @@ def child(which: str, path: str, labeled_n: int, budget: int, seed: int, threads
     labeled, candidates = split(x.shape[0], labeled_n, seed)
     t0 = time.perf_counter()
     if which == "alcli":
-        res = greedy.kcenter_greedy(x, labeled, candidates, budget, blas_threads=threads)
+        res = greedy.kcenter_greedy(x, labeled, candidates, budget, blas_threads=threads, _start=start)
         picks = res.picks.tolist()
         extra = {"phases": res.seconds, "pairs_measured": res.measured, "radius_after": res.radius_after,
                  "profile": res.profile}
@@ -177,9 +183,10 @@ def first_difference(x: np.ndarray, args: argparse.Namespace, ours: list, ref: l
             "relative_gap": (a - b) / a, "alcli_is_exact": a >= b}
 
 
-def run(which: str, args: argparse.Namespace, path: str) -> dict:
+def run(which: str, args: argparse.Namespace, path: str, start: str = "auto") -> dict:
     cmd = [sys.executable, __file__, "--child", which, "--path", path, "--labeled", str(args.labeled),
-           "--budget", str(args.budget), "--seed", str(args.seed), "--threads", str(args.threads)]
+           "--budget", str(args.budget), "--seed", str(args.seed), "--threads", str(args.threads),
+           "--start", start]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -199,6 +206,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads in the per-step loops")
     ap.add_argument("--peers", action="store_true", help="also run fpsample's vanilla FPS (the dev extra)")
     ap.add_argument("--no-reference", action="store_true", help="skip the numpy reference")
+    ap.add_argument("--start", default="auto",
+                    help="comma-separated start methods (auto, grouped, faiss): the first is the main run")
     ap.add_argument("--child", choices=["alcli", "reference", "peers"])
     ap.add_argument("--path")
     args = ap.parse_args()
@@ -206,7 +215,7 @@ def main() -> None:
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     if args.child:
-        child(args.child, args.path, args.labeled, args.budget, args.seed, args.threads)
+        child(args.child, args.path, args.labeled, args.budget, args.seed, args.threads, args.start)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "features.npy")
@@ -219,7 +228,11 @@ def main() -> None:
             x = {"clustered": clustered, "outliers": outliers}[args.data](args.n, args.d, args.clusters, args.seed)
         np.save(path, x)
         del x
-        ours = run("alcli", args, path)
+        starts = args.start.split(",")
+        if not set(starts) <= {"auto", "grouped", "faiss"}:
+            ap.error(f"--start: auto, grouped or faiss, got {args.start}")
+        ours = run("alcli", args, path, starts[0])
+        others = {start: run("alcli", args, path, start) for start in starts[1:]}
         ref = None if args.no_reference else run("reference", args, path)
         peers = run("peers", args, path) if args.peers else None
         x = np.load(path, mmap_mode="r")
@@ -236,6 +249,13 @@ def main() -> None:
         "alcli": {k: v for k, v in ours.items() if k != "picks"},
         "alcli_peak_over_features": (ours["peak_rss_mb"] - ours["import_rss_mb"]) / features_mb,
     }
+    if others:
+        result["starts"] = {start: {"seconds": o["seconds"], "phases": o["phases"],
+                                    "main_start_speedup": o["phases"]["initial_distances"]
+                                    / ours["phases"]["initial_distances"],
+                                    "same_picks": o["picks"] == ours["picks"],
+                                    "profile": {k: v for k, v in o["profile"].items() if k.startswith("start")}}
+                            for start, o in others.items()}
     if ref:
         result.update({"reference": {k: v for k, v in ref.items() if k != "picks"},
                        "speedup": ref["seconds"] / ours["seconds"],

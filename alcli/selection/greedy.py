@@ -4,8 +4,9 @@ Each step adds the point farthest from its nearest center. Picks are exactly the
 over float64 squared l2 distances, ties broken by the lowest position; no n×n matrix is ever formed.
 
 Speed comes from skipping work that bounds prove useless, and from taking several picks a pass:
-- Start: every point's nearest labelled center, exactly (`distance.nearest_exact`: FAISS proposes,
-  per-pair and per-norm-band error bounds decide, a blocked float64 scan settles the rare doubt).
+- Start: every point's nearest labelled center, exactly (`groupsearch.nearest_grouped`: centers in
+  balls, a point meets only the balls its bound cannot rule out; where that prunes little,
+  `distance.nearest_exact`: FAISS proposes, error bounds decide, a float64 scan settles the rare doubt).
 - Several picks a pass: the shards report their farthest points; `plan` takes the first as the exact
   reduce (largest, lowest position) and each next one only while it provably stays the farthest after
   folding in the picks before it (the Dask driver's round-trip trick, the same function). On clustered
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from alcli import distance
+from alcli import distance, groupsearch
 
 
 class GreedyShard:
@@ -53,11 +54,19 @@ class GreedyShard:
         self.scanned = 0  # points whose start needed the exact scan of all centers
         self.norms: np.ndarray | None = None  # |x| of each point (float64), for the float32 screen
 
+    start_method = "auto"  # "grouped" (ball-pruned search), "faiss" (distance.nearest_exact) or "auto"
+
     def start(self, centers: np.ndarray, gpu: bool = False, neighbours: int = 8) -> None:
-        """Nearest of `centers` (k×d float32), exactly, for every point (`distance.nearest_exact`)."""
+        """Nearest of `centers` (k×d float32), exactly, for every point (`groupsearch.nearest_grouped`:
+        ball-pruned where it pays, else `distance.nearest_exact`)."""
         if self.rows.size == 0:
             return
-        s, near, counts = distance.nearest_exact(self.x, self.rows, centers, gpu=gpu, k=neighbours)
+        if self.start_method == "faiss":
+            s, near, counts = distance.nearest_exact(self.x, self.rows, centers, gpu=gpu, k=neighbours)
+        else:
+            s, near, counts = groupsearch.nearest_grouped(self.x, self.rows, centers, gpu=gpu, k=neighbours,
+                                                          _force=self.start_method == "grouped")
+        self.start_info = groupsearch.start_info(counts)
         self.s = s
         self.norms = counts.pop("norms")
         self.assign = near.astype(np.int32)
@@ -295,6 +304,7 @@ def kcenter_greedy(
     shards: Sequence[GreedyShard] | None = None,
     blas_threads: int = 1,
     top_k: int = 64,
+    _start: str | None = None,
 ) -> GreedyResult:
     """Pick `budget` of `candidates` (sorted positions into x) greedily given centers x[labeled].
 
@@ -305,6 +315,8 @@ def kcenter_greedy(
     if shards is None:  # features on disk (alcli.outofcore) come in shards: bounded scratch per shard
         step = getattr(x, "shard_rows", 0) or max(1, candidates.size)
         shards = [GreedyShard(x, part, part) for part in np.split(candidates, range(step, candidates.size, step))]
+    for shard in shards if _start else ():  # bench/kcenter.py --start: faiss, grouped or auto
+        shard.start_method = _start
     bounds = CenterBounds(labeled.size + budget, d, gpu)
     picks: list[int] = []
     scores: list[float] = []
@@ -372,7 +384,8 @@ def kcenter_greedy(
         measured=sum(s.measured for s in shards),
         profile={**prof, "picks_per_pass": (len(picks) - (labeled.size == 0)) / max(prof["passes"], 1),
                  "pairs_screened": sum(getattr(s, "screened", 0) for s in shards),
-                 "points_scanned_at_start": sum(getattr(s, "scanned", 0) for s in shards)},
+                 "points_scanned_at_start": sum(getattr(s, "scanned", 0) for s in shards),
+                 **groupsearch.start_profile(shards)},
     )
 
 

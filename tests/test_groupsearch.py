@@ -1,0 +1,81 @@
+"""The ball-pruned nearest-center search (alcli.groupsearch) against a float64 brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alcli import distance, groupsearch
+
+
+def brute(x: np.ndarray, rows: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (point, center) distance by `sqdist_exact`; the minimum and its lowest center index."""
+    d2 = np.stack([distance.sqdist_exact(x[rows], c) for c in centers.astype(np.float64)], axis=1)
+    return d2.min(axis=1), np.argmin(d2, axis=1)
+
+
+def blobs(rng: np.random.Generator, n: int, d: int, modes: int, spread: float) -> np.ndarray:
+    means = rng.normal(size=(modes, d))
+    return means[rng.integers(0, modes, size=n)] + spread * rng.normal(size=(n, d))
+
+
+@st.composite
+def instances(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d = draw(st.integers(1, 64))
+    k = draw(st.integers(1, 300))
+    n = draw(st.integers(1, 400))
+    style = draw(st.sampled_from(["blobs", "duplicates", "grid", "outliers", "far", "uniform"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if style == "blobs":
+        x = blobs(rng, n + k, d, draw(st.integers(1, 40)), draw(st.sampled_from([0.01, 0.1, 0.5])))
+    elif style == "duplicates":  # bitwise-equal centers, and points equal to centers
+        base = rng.normal(size=(max(1, (n + k) // 5), d))
+        x = base[rng.integers(0, len(base), size=n + k)]
+    elif style == "grid":  # many exact ties
+        x = rng.integers(-2, 3, size=(n + k, d)).astype(float)
+    elif style == "outliers":  # a few points and centers at large norms
+        x = blobs(rng, n + k, d, 8, 0.2)
+        x[rng.random(n + k) < 0.05] *= 1e3
+    elif style == "far":  # far from the origin: float32 cancellation
+        x = 1e4 + blobs(rng, n + k, d, 5, 1.0)
+    else:
+        x = rng.uniform(-1, 1, size=(n + k, d))
+    x = x.astype(np.float32)
+    order = rng.permutation(n + k)
+    return x, np.sort(order[k:]), x[np.sort(order[:k])]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(instances(), st.integers(1, 40), st.sampled_from([7, 64, 4096]))
+def test_grouped_equals_bruteforce(inst: tuple[np.ndarray, np.ndarray, np.ndarray], groups: int, block: int) -> None:
+    x, rows, centers = inst
+    s, near, counts = groupsearch.nearest_grouped(x, rows, centers, groups=groups, _force=True, _block=block)
+    s_ref, near_ref = brute(x, rows, centers)
+    assert s.tobytes() == s_ref.tobytes()
+    assert np.array_equal(near, near_ref)
+    assert counts["method"] == "grouped"
+    assert np.array_equal(counts["norms"], np.sqrt(distance.sqnorms_rows(x, rows)))
+
+
+def test_guard_small_k_and_spread_points_take_faiss() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(30_000, 64)).astype(np.float32)  # no clusters: balls prune nothing
+    rows, centers = np.arange(600, 30_000), x[:600]
+    s, near, counts = groupsearch.nearest_grouped(x, rows, centers)
+    assert counts["method"] == "grouped+faiss" and counts["pairs_visited"] > groupsearch.VISIT_LIMIT
+    s_ref, near_ref, _ = distance.nearest_exact(x, rows, centers)
+    assert s.tobytes() == s_ref.tobytes() and np.array_equal(near, near_ref)
+    assert groupsearch.nearest_grouped(x, rows, centers[:100])[2]["method"] == "faiss"  # k < MIN_CENTERS
+
+
+def test_clustered_points_visit_few_pairs() -> None:
+    rng = np.random.default_rng(1)
+    x = blobs(rng, 20_000, 32, 50, 0.05).astype(np.float32)
+    centers = np.concatenate([x[:500], x[:40]])  # duplicates of the first 40
+    rows = np.arange(500, 20_000)
+    s, near, counts = groupsearch.nearest_grouped(x, rows, centers)
+    assert counts["method"] == "grouped" and counts["pairs_visited"] < 0.1
+    s_ref, near_ref, _ = distance.nearest_exact(x, rows, centers)
+    assert s.tobytes() == s_ref.tobytes() and np.array_equal(near, near_ref)
+    assert near.max() < 500  # a duplicate center reports its first copy
