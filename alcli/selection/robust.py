@@ -130,6 +130,7 @@ def kcenter_robust(problem: Problem) -> Result:
         s0_sq = np.full(cand.size, np.inf)
     s0_assign = shard.assign.copy()  # nearest s0 center (index into s0) of each candidate
     greedy = kcenter_greedy(x, s0, cand, b, shards=[shard])
+    shard.settle()
     greedy_sq = np.maximum(shard.s, 0.0)
     seconds["greedy"] = time.perf_counter() - t_start
     delta_greedy = greedy.radius_after
@@ -335,6 +336,7 @@ def _finish(problem: Problem, search: _Search, greedy: Any, greedy_sq: np.ndarra
         centers = np.union1d(s0, best)
         shard = _top_up_shard(x, s0, cand, s0_sq, s0_assign, best, rest, centers)
         top = kcenter_greedy(x, centers, rest, b - best.size, shards=[shard])
+        shard.settle()
         sq = np.zeros(cand.size)
         sq[np.searchsorted(cand, rest)] = np.maximum(shard.s, 0.0)
         if robust_sq(sq, xi) <= robust_sq(greedy_sq, xi):
