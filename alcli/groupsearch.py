@@ -25,8 +25,9 @@ from threadpoolctl import threadpool_limits
 
 from alcli import distance
 
-MIN_CENTERS = 256  # below this a full product is cheap: FAISS answers
+MIN_CENTERS = 256  # fewer centers: a full product is cheap, FAISS answers
 VISIT_LIMIT = 0.25  # (point, center) pairs multiplied, as a fraction of a block's: above it FAISS does the rest
+MIN_WORK = 1e10  # points × centers × d below this: FAISS' product takes well under a second anyway
 PROBE_ROWS = 1024  # the first block is small: where pruning fails, little is lost before FAISS takes over
 GROUP_FACTOR = 2.0  # m ≈ GROUP_FACTOR·sqrt(k) groups, but at least MIN_GROUPS (when k/8 allows):
 MIN_GROUPS = 128  # fewer groups than the data's modes merge modes into wide balls that prune nothing
@@ -94,7 +95,7 @@ def nearest_grouped(
     u = centers if first.size == centers.shape[0] else np.ascontiguousarray(centers[first])
     kk = u.shape[0]
     m = groups or max(1, int(round(GROUP_FACTOR * np.sqrt(kk))), min(MIN_GROUPS, kk // 8))
-    if not _force and (gpu or kk < MIN_CENTERS or rows.size < 16 * m):
+    if not _force and (gpu or kk < MIN_CENTERS or rows.size * kk * u.shape[1] < MIN_WORK):
         s, near, counts = distance.nearest_exact(x, rows, centers, gpu=gpu, k=k)
         return s, near, {**counts, "method": "faiss", "groups": 0, "group_visits": 0.0, "pairs_visited": 1.0}
     with threadpool_limits(limits=1, user_api="blas"):
@@ -105,7 +106,7 @@ def nearest_grouped(
     cn = np.sqrt(distance.sqnorms(ug))
     search = _Search(ug, cn, cut, q, radius)
     d = u.shape[1]
-    block = _block or int(np.clip(_BLOCK_BYTES // (4 * d + 16 * q.shape[0]), 2048, 1 << 16))
+    block = _block or int(np.clip(_BLOCK_BYTES // (4 * d + 12 * q.shape[0]), 2048, 1 << 16))
     s = np.empty(rows.size, np.float64)
     near = np.empty(rows.size, np.int64)
     norms = np.empty(rows.size, np.float64)
@@ -116,7 +117,7 @@ def nearest_grouped(
         part = rows[done : done + (block if done else min(block, PROBE_ROWS))]
         visits = search.pair_visits
         xb = np.ascontiguousarray(x[part], np.float32)
-        pn2 = np.einsum("ij,ij->i", xb, xb, dtype=np.float64)
+        pn2 = distance.sqnorms(xb)
         norms[done : done + part.size] = np.sqrt(pn2)
         pi, cj = search.block(xb, pn2)
         d2 = distance.sqdist_pairs(xb, pi, ug, cj)
@@ -161,12 +162,12 @@ class _Search:
         self.pair_visits = 0
 
     def block(self, xb: np.ndarray, pn2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate pairs (point index into xb, center index into ug), every point present, ascending."""
+        """Candidate pairs (point index into xb, center index into ug); every point has at least one."""
         n = xb.shape[0]
         pn = np.sqrt(pn2)
-        dots = self.q @ xb.T  # groups × points, float32: row g is group g against every point
-        score = dots - self.half_qn2[:, None]
-        nearest = np.argmax(score, axis=0)  # nearest centroid by float32 value: visited first
+        dots = xb @ self.q.T  # points × groups, float32
+        work = np.subtract(dots, self.half_qn2[None, :])
+        nearest = np.argmax(work, axis=1)  # nearest centroid by float32 value: its group is visited first
         upper = np.full(n, np.inf)
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         by_group = np.argsort(nearest, kind="stable")
@@ -174,11 +175,15 @@ class _Search:
         with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only wait on a busy box
             for g in np.flatnonzero(np.diff(heads)):
                 found.append(self._visit(xb, pn, pn2, by_group[heads[g] : heads[g + 1]], g, upper))
-            may = self._prefilter(dots, pn, pn2, upper, score)
-            may[nearest, np.arange(n)] = False
-            for g in np.flatnonzero(may.any(axis=1)):
-                pts = np.flatnonzero(may[g])
-                lo = pn2[pts] + self.qn2[g] - 2.0 * dots[g, pts].astype(np.float64)
+            may = self._prefilter(dots, pn, pn2, upper, work)
+            may[np.arange(n), nearest] = False
+            mp, mg = np.nonzero(may)  # few: the pairs the ball test may pass
+            by = np.argsort(mg, kind="stable")
+            mp, mg = mp[by], mg[by]
+            cuts = np.searchsorted(mg, np.arange(self.q.shape[0] + 1))
+            for g in np.flatnonzero(np.diff(cuts)):
+                pts = mp[cuts[g] : cuts[g + 1]]
+                lo = pn2[pts] + self.qn2[g] - 2.0 * dots[pts, g].astype(np.float64)
                 lo -= distance.expansion_tolerance(self.d, pn[pts], self.qn[g])
                 lo = np.maximum(np.sqrt(np.maximum(lo, 0.0)) * (1 - 1e-12) - self.radius[g], 0.0)  # ≤ |x - q_g| - R_g
                 pts = pts[lo * lo <= upper[pts]]  # a member of g can be no nearer than lo²: visit only if ≤ U_x
@@ -186,15 +191,12 @@ class _Search:
                     found.append(self._visit(xb, pn, pn2, pts, g, upper))
         pi = np.concatenate([f[0] for f in found])
         cj = np.concatenate([f[1] for f in found])
-        lo = np.concatenate([f[2] for f in found])
-        keep = lo <= upper[pi]
-        pi, cj = pi[keep], cj[keep]
-        o = np.lexsort((cj, pi))
-        return pi[o], cj[o]
+        keep = np.concatenate([f[2] for f in found]) <= upper[pi]
+        return pi[keep], cj[keep]
 
     def _prefilter(self, dots: np.ndarray, pn: np.ndarray, pn2: np.ndarray, upper: np.ndarray,
                    out: np.ndarray) -> np.ndarray:
-        """Groups × points mask, in float32, true wherever the float64 ball test in `block` can pass.
+        """Points × groups mask, in float32, true wherever the float64 ball test in `block` can pass.
 
         That test passes only if fq - tol ≤ (R_g + √U)²·(1+3e-12), fq = |x|²+|q|²-2·dot, i.e. only if
         dot ≥ a_x + b_g - c_x·R_g with a_x = (|x|² - tol_max - U(1+1e-11))/2, b_g = (|q|² - R_g²(1+1e-11))/2,
@@ -203,9 +205,9 @@ class _Search:
         su = np.sqrt(upper)
         tol = distance.expansion_tolerance(self.d, pn, float(self.qn.max()))
         a = (pn2 - tol - upper * (1 + 1e-11)) / 2 - 1e-5 * (pn + self.scale + su) ** 2
-        np.multiply(self.r32[:, None], (su * (1 + 1e-11)).astype(np.float32)[None, :], out=out)
-        np.subtract(self.b[:, None], out, out=out)
-        out += a.astype(np.float32)[None, :]
+        np.multiply((su * (1 + 1e-11)).astype(np.float32)[:, None], self.r32[None, :], out=out)
+        np.subtract(self.b[None, :], out, out=out)
+        out += a.astype(np.float32)[:, None]
         return dots >= out
 
     def _visit(self, xb: np.ndarray, pn: np.ndarray, pn2: np.ndarray, pts: np.ndarray, g: int,

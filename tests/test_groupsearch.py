@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,7 +59,8 @@ def test_grouped_equals_bruteforce(inst: tuple[np.ndarray, np.ndarray, np.ndarra
     assert np.array_equal(counts["norms"], np.sqrt(distance.sqnorms_rows(x, rows)))
 
 
-def test_guard_small_k_and_spread_points_take_faiss() -> None:
+def test_guard_small_k_and_spread_points_take_faiss(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(groupsearch, "MIN_WORK", 0)  # this small problem would go to FAISS directly
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, size=(30_000, 64)).astype(np.float32)  # no clusters: balls prune nothing
     rows, centers = np.arange(600, 30_000), x[:600]
@@ -67,9 +69,12 @@ def test_guard_small_k_and_spread_points_take_faiss() -> None:
     s_ref, near_ref, _ = distance.nearest_exact(x, rows, centers)
     assert s.tobytes() == s_ref.tobytes() and np.array_equal(near, near_ref)
     assert groupsearch.nearest_grouped(x, rows, centers[:100])[2]["method"] == "faiss"  # k < MIN_CENTERS
+    monkeypatch.undo()
+    assert groupsearch.nearest_grouped(x, rows, centers)[2]["method"] == "faiss"  # little work
 
 
-def test_clustered_points_visit_few_pairs() -> None:
+def test_clustered_points_visit_few_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(groupsearch, "MIN_WORK", 0)
     rng = np.random.default_rng(1)
     x = blobs(rng, 20_000, 32, 50, 0.05).astype(np.float32)
     centers = np.concatenate([x[:500], x[:40]])  # duplicates of the first 40
