@@ -160,13 +160,17 @@ class _Search:
         self.d = ug.shape[1]
         self.group_visits = 0
         self.pair_visits = 0
+        self.qt = np.ascontiguousarray(q.T)
+        self._buf: np.ndarray | None = None
 
     def block(self, xb: np.ndarray, pn2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Candidate pairs (point index into xb, center index into ug); every point has at least one."""
         n = xb.shape[0]
         pn = np.sqrt(pn2)
-        dots = xb @ self.q.T  # points × groups, float32
-        work = np.subtract(dots, self.half_qn2[None, :])
+        if self._buf is None or self._buf.shape[1] < n * self.q.shape[0]:  # reused: fresh pages cost a fault each
+            self._buf = np.empty((2, n * self.q.shape[0]), np.float32)
+        dots = np.matmul(xb, self.qt, out=self._buf[0, : n * self.q.shape[0]].reshape(n, -1))  # points × groups
+        work = np.subtract(dots, self.half_qn2[None, :], out=self._buf[1, : n * self.q.shape[0]].reshape(n, -1))
         nearest = np.argmax(work, axis=1)  # nearest centroid by float32 value: its group is visited first
         upper = np.full(n, np.inf)
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
