@@ -118,6 +118,24 @@ def test_several_picks_a_pass_equal_one_a_pass(style: str) -> None:
             assert many.profile["picks_per_pass"] > 3
 
 
+@pytest.mark.parametrize("style", ["outliers", "uneven", "duplicates", "zeros"])
+def test_loose_points_keep_the_bruteforce_picks(style: str) -> None:
+    """With no labelled set the first passes fold every point: most take their new nearest center on float32
+    bounds alone (loose) and are measured only when a decision needs them. Picks and scores stay exact."""
+    rng = np.random.default_rng(11)
+    x = shaped(style, 1500, 8, rng)
+    cand = np.arange(1500)
+    got = kcenter_greedy(x, np.zeros(0, np.int64), cand, 120)
+    picks, _, after = kcenter_greedy_bruteforce(x, np.zeros(0, np.int64), cand, 120)
+    assert got.picks.tolist() == [int(p) for p in picks]
+    assert got.radius_after == pytest.approx(after, rel=1e-12, abs=1e-12)
+    sq = pairwise_sq(x, x)
+    for t in range(1, got.picks.size):  # each score: the pick's exact distance to the centers before it
+        assert got.scores[t] ** 2 == pytest.approx(sq[got.picks[t], got.picks[:t]].min(), rel=1e-12, abs=1e-12)
+    if style != "duplicates":
+        assert got.profile["points_loose"] > 1500
+
+
 def test_exact_scan_over_several_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The scan's blocks of points and of centers (tiny here) give the brute-force nearest."""
     monkeypatch.setattr(distance, "SCAN_BLOCK_BYTES", 8 * 4 * 7)  # 7 centers, 7 points a block at d=4

@@ -58,6 +58,7 @@ class GreedyShard:
         self.loose: np.ndarray | None = None
         self.lo: np.ndarray | None = None
         self.nloose = 0
+        self.loosened = 0  # points made loose (a measurement saved each), for the report
         self.cvec = np.empty((0, x.shape[1]), np.float32)  # vectors of centers cbase, cbase+1, ... (apply())
         self.cbase = 0
         self.ckept = 0
@@ -259,6 +260,7 @@ class GreedyShard:
         at = idx[sure]
         if at.size:
             self.nloose += int(at.size - np.count_nonzero(self.loose[at]))
+            self.loosened += int(at.size)
             self.loose[at] = True
             self.s[at] = hi[sure]
             self.lo[at] = np.maximum(f1[sure] - tol[sure], 0.0)
@@ -487,6 +489,7 @@ def kcenter_greedy(
         measured=sum(s.measured for s in shards),
         profile={**prof, "picks_per_pass": (len(picks) - (labeled.size == 0)) / max(prof["passes"], 1),
                  "pairs_screened": sum(getattr(s, "screened", 0) for s in shards),
+                 "points_loose": sum(getattr(s, "loosened", 0) for s in shards),
                  "points_scanned_at_start": sum(getattr(s, "scanned", 0) for s in shards),
                  **groupsearch.start_profile(shards)},
     )
