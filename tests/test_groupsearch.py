@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracles import kcenter_greedy_bruteforce
 
 from alcli import distance, groupsearch
+from alcli.selection.greedy import kcenter_greedy
 
 
 def brute(x: np.ndarray, rows: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,3 +86,16 @@ def test_clustered_points_visit_few_pairs(monkeypatch: pytest.MonkeyPatch) -> No
     s_ref, near_ref, _ = distance.nearest_exact(x, rows, centers)
     assert s.tobytes() == s_ref.tobytes() and np.array_equal(near, near_ref)
     assert near.max() < 500  # a duplicate center reports its first copy
+
+
+def test_kcenter_greedy_grouped_start_same_picks() -> None:
+    rng = np.random.default_rng(2)
+    x = blobs(rng, 1200, 16, 12, 0.1).astype(np.float32)
+    labeled, candidates = np.arange(0, 1200, 6), np.setdiff1d(np.arange(1200), np.arange(0, 1200, 6))
+    runs = {start: kcenter_greedy(x, labeled, candidates, 30, _start=start) for start in ("grouped", "faiss")}
+    picks, before, after = kcenter_greedy_bruteforce(x, labeled, candidates, 30)
+    for res in runs.values():
+        assert res.picks.tolist() == [int(p) for p in picks]
+        assert res.radius_after == pytest.approx(after, rel=1e-12)
+    assert runs["grouped"].profile["start"] == "grouped" and runs["faiss"].profile["start"] == "faiss"
+    assert 0 < runs["grouped"].profile["start_pairs_visited"] < 1 and runs["grouped"].profile["start_groups"] > 1
