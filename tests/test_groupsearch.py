@@ -49,7 +49,7 @@ def instances(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, np.sort(order[k:]), x[np.sort(order[:k])]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(instances(), st.integers(1, 40), st.sampled_from([7, 64, 4096]))
 def test_grouped_equals_bruteforce(inst: tuple[np.ndarray, np.ndarray, np.ndarray], groups: int, block: int) -> None:
     x, rows, centers = inst
