@@ -32,7 +32,7 @@ MIN_WORK = 1e10  # points × centers × d below this: FAISS' product takes well 
 PROBE_ROWS = 1024  # the first block is small: where pruning fails, little is lost before FAISS takes over
 GROUP_FACTOR = 2.0  # m ≈ GROUP_FACTOR·sqrt(k) groups, but at least MIN_GROUPS (when k/8 allows):
 MIN_GROUPS = 128  # fewer groups than the data's modes merge modes into wide balls that prune nothing
-_BLOCK_BYTES = 64 << 20  # scratch of one block of points: the points and a few (points × groups) arrays
+_BLOCK_BYTES = 128 << 20  # scratch of one block of points: the points and a few (points × groups) arrays
 _LLOYD_STEPS = 3
 
 
