@@ -32,7 +32,8 @@ MIN_WORK = 1e10  # points × centers × d below this: FAISS' product takes well 
 PROBE_ROWS = 1024  # the first block is small: where pruning fails, little is lost before FAISS takes over
 GROUP_FACTOR = 2.0  # m ≈ GROUP_FACTOR·sqrt(k) groups, but at least MIN_GROUPS (when k/8 allows):
 MIN_GROUPS = 128  # fewer groups than the data's modes merge modes into wide balls that prune nothing
-_BLOCK_BYTES = 128 << 20  # scratch of one block of points: the points and a few (points × groups) arrays
+_BLOCK_BYTES = 128 << 20  # scratch of one block's (points × groups) arrays (reused)
+_POINTS_BYTES = 32 << 20  # one block's points (float32), gathered
 _LLOYD_STEPS = 3
 
 
@@ -107,7 +108,7 @@ def nearest_grouped(
     cn = np.sqrt(distance.sqnorms(ug))
     search = _Search(ug, cn, cut, q, radius)
     d = u.shape[1]
-    block = _block or int(np.clip(_BLOCK_BYTES // (4 * d + 12 * q.shape[0]), 2048, 1 << 16))
+    block = _block or int(np.clip(min(_BLOCK_BYTES // (12 * q.shape[0]), _POINTS_BYTES // (4 * d)), 2048, 1 << 16))
     s = np.empty(rows.size, np.float64)
     near = np.empty(rows.size, np.int64)
     norms = np.empty(rows.size, np.float64)
