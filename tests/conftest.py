@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,13 @@ def alcli_exe() -> str:
     if not found:
         raise RuntimeError("the alcli entry point is not installed (run `make test`)")
     return found
+
+
+def foreground() -> None:
+    """preexec_fn for a child that a test interrupts: SIGINT at its default, as in a terminal's foreground job.
+    A test run started in the background (`cmd &`, nohup, some CI runners) inherits SIGINT ignored, and
+    alcli rightly keeps an inherited ignore (tests/test_reliability.py), so Ctrl-C tests would see exit 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_alcli(*args: str, input: bytes | None = None, cwd: str | os.PathLike | None = None,

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import numpy as np
 import pytest
-from conftest import alcli_exe, assert_one_line_error, run_alcli
+from conftest import alcli_exe, assert_one_line_error, foreground, run_alcli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -138,7 +138,8 @@ def _start(args: list[str], tmp: Path, **kw: object) -> tuple[subprocess.Popen, 
     started = tmp / f"started-{time.monotonic_ns()}"
     env = dict(os.environ, ALCLI_STARTED_FILE=str(started), TMPDIR=str(tmp))
     proc = subprocess.Popen([alcli_exe(), *args], env=env, stdin=kw.pop("stdin", subprocess.DEVNULL),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=kw.pop("preexec_fn", foreground), **kw)  # type: ignore[call-overload]
     return proc, started
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import alcli_exe, assert_one_line_error, run_alcli, shell
+from conftest import alcli_exe, assert_one_line_error, foreground, run_alcli, shell
 from oracles import kcenter_greedy_bruteforce
 
 from alcli.artifacts import Embeddings, LabeledSet, read_labeled, write_embeddings, write_labeled
@@ -223,7 +223,7 @@ def test_interrupted_write_leaves_nothing(tmp_path: Path, emb: Path) -> None:
     started = tmp_path / "started"
     proc = subprocess.Popen([alcli_exe(), "select", str(big), "-b", "20000", "-o", str(tmp_path / "o.h5")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=dict(os.environ, ALCLI_STARTED_FILE=str(started)))
+                            env=dict(os.environ, ALCLI_STARTED_FILE=str(started)), preexec_fn=foreground)
     while not (started.exists() and started.read_text().endswith("running\n")):
         assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
         time.sleep(0.005)
