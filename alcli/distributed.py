@@ -33,7 +33,8 @@ from alcli import distance
 from alcli.cluster import SOURCE, connect, short
 from alcli.errors import AlcliError
 from alcli.selection.base import Problem, Result
-from alcli.selection.greedy import CenterBounds, GreedyShard, farthest_from_mean, kcenter_greedy, plan
+from alcli.selection.greedy import CenterBounds, farthest_from_mean, kcenter_greedy, plan
+from alcli.selection.shard import GreedyShard
 
 MODES = ("exact", "two-round")
 CALL_TIMEOUT = 3600.0

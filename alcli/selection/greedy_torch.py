@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from alcli import distance
-from alcli.selection.greedy import GreedyShard
+from alcli.selection.shard import GreedyShard
 
 
 class TorchGreedyShard(GreedyShard):

@@ -32,7 +32,8 @@ from alcli import console, distance
 from alcli.errors import AlcliError
 from alcli.selection import cover_mip
 from alcli.selection.base import Param, Problem, Result, strategy
-from alcli.selection.greedy import GreedyShard, kcenter_greedy
+from alcli.selection.greedy import kcenter_greedy
+from alcli.selection.shard import GreedyShard
 
 MAX_LISTED = 100  # outlier positions / iterations kept in the report (it is an HDF5 attribute)
 
