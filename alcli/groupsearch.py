@@ -32,8 +32,8 @@ MIN_WORK = 1e10  # points × centers × d below this: FAISS' product takes well 
 PROBE_ROWS = 1024  # the first block is small: where pruning fails, little is lost before FAISS takes over
 GROUP_FACTOR = 2.0  # m ≈ GROUP_FACTOR·sqrt(k) groups, but at least MIN_GROUPS (when k/8 allows):
 MIN_GROUPS = 128  # fewer groups than the data's modes merge modes into wide balls that prune nothing
-_BLOCK_BYTES = 128 << 20  # scratch of one block's (points × groups) arrays (reused)
-_POINTS_BYTES = 32 << 20  # one block's points (float32), gathered
+_BLOCK_BYTES = 32 << 20  # scratch of one block's (points × groups) arrays (reused)
+_POINTS_BYTES = 8 << 20  # one block's points (float32), gathered
 _LLOYD_STEPS = 3
 
 
