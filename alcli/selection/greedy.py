@@ -46,7 +46,7 @@ class GreedyResult:
     radius_after: float
     seconds: dict[str, float] = field(default_factory=dict)
     measured: int = 0
-    profile: dict[str, float] = field(default_factory=dict)  # passes, picks a pass, seconds per part
+    profile: dict[str, float | str] = field(default_factory=dict)  # passes, picks a pass, seconds per part, start
 
 
 class CenterBounds:
