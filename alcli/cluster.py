@@ -53,6 +53,8 @@ def connect(spec: str) -> Iterator[Any]:
                 cluster = LocalCluster(n_workers=n, processes=True, threads_per_worker=1, dashboard_address=None,
                                        host="127.0.0.1", silence_logs=logging.CRITICAL)
             client = Client(cluster)
+            with contextlib.suppress(Exception):  # all N, so the work is split N ways (fewer still work)
+                client.wait_for_workers(n, timeout=WORKERS_WAIT)
         else:
             client = Client(address)  # waits distributed.comm.timeouts.connect (DASK_DISTRIBUTED__COMM__...)
     except (OSError, TimeoutError) as exc:
@@ -65,6 +67,23 @@ def connect(spec: str) -> Iterator[Any]:
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
+
+
+WORKERS_WAIT = 30.0  # seconds a cluster may take to show its first worker
+
+
+def workers(client: Any) -> list[str]:
+    """The cluster's workers, asked of the scheduler now (the client's cached `scheduler_info` can lag the
+    workers' registration on a busy machine: seen as "no workers" in a busy test run). Waits up to
+    WORKERS_WAIT seconds for a first worker; none then is a one-line error."""
+    found = sorted(client.ncores())
+    if not found:
+        with contextlib.suppress(Exception):  # a timeout: reported just below
+            client.wait_for_workers(1, timeout=WORKERS_WAIT)
+        found = sorted(client.ncores())
+    if not found:
+        raise AlcliError(f"the Dask cluster has no workers (waited {WORKERS_WAIT:.0f} s)", SOURCE)
+    return found
 
 
 def short(exc: BaseException) -> str:

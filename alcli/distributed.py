@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from alcli import distance
-from alcli.cluster import SOURCE, connect, short
+from alcli.cluster import SOURCE, connect, short, workers
 from alcli.errors import AlcliError
 from alcli.selection.base import Problem, Result
 from alcli.selection.greedy import CenterBounds, farthest_from_mean, kcenter_greedy, plan
@@ -163,15 +163,13 @@ class _Driver:
 
     def __init__(self, client: Any, x: Any, candidates: np.ndarray, capacity: int) -> None:
         self.client = client
-        workers = sorted(client.scheduler_info()["workers"])
-        if not workers:
-            raise AlcliError("the Dask cluster has no workers", SOURCE)
-        self.parts = [p for p in np.array_split(candidates, len(workers))]
+        names = workers(client)
+        self.parts = [p for p in np.array_split(candidates, len(names))]
         self.d = int(x.shape[1])
         self.stage = "starting the shard actors"
         futures = [client.submit(ShardActor, p.size, self.d, p, capacity, actor=True, workers=[w],
                                  allow_other_workers=False, pure=False)
-                   for w, p in zip(workers, self.parts, strict=True)]
+                   for w, p in zip(names, self.parts, strict=True)]
         self.actors = self.wait(futures)
         self.workers = workers
         self.overhead = 0.0

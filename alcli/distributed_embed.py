@@ -47,15 +47,14 @@ def embed(spec: str, output: str, dataset: str, checkpoint: str, rows: np.ndarra
     """Embed `rows` (sorted data-set rows) on the cluster `spec`; returns the number of parts."""
     from alcli.artifacts.io import STDIO
     from alcli.cluster import connect
+    from alcli.cluster import workers as cluster_workers
 
     folder = os.getcwd() if output == STDIO else os.path.dirname(os.path.abspath(output))
     paths = [os.path.abspath(p) for p in (dataset, checkpoint)]
     tmp = tempfile.mkdtemp(prefix=".alcli-parts-", dir=folder)
     try:
         with connect(spec) as client:
-            workers = sorted(client.scheduler_info()["workers"])
-            if not workers:
-                raise AlcliError("the Dask cluster has no workers", SOURCE)
+            workers = cluster_workers(client)
             parts = [p for p in np.array_split(rows, min(len(workers), rows.size)) if p.size]
             futures = []
             for i, (worker, part) in enumerate(zip(workers, parts, strict=False)):
