@@ -20,8 +20,13 @@ def kcenter_greedy_bruteforce(x, labeled, candidates, budget):
     centers = list(labeled)
     picks = []
     if not centers:
+        # No labelled set: the first pick is alcli's convention (the paper always starts from a labelled set),
+        # the candidate farthest from the candidates' float64 mean, with alcli's float64 recipe: the mean
+        # is seldom exact, so points at exactly equal real distance (small-integer grids) differ by an ulp,
+        # and the order of the d-term sum (einsum's, not sum()'s pairwise one) decides which is "farther".
         pts = x[cand]
-        d = ((pts - pts.mean(axis=0)) ** 2).sum(-1)
+        diff = pts - pts.mean(axis=0)
+        d = np.einsum("ij,ij->i", diff, diff)
         first = cand[int(np.argmax(d))]
         centers.append(first)
         picks.append(first)

@@ -149,3 +149,15 @@ def test_exact_scan_over_several_blocks(monkeypatch: pytest.MonkeyPatch) -> None
     np.testing.assert_allclose(s, full.min(axis=1), rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(full[np.arange(90), near], full.min(axis=1), rtol=1e-12, atol=1e-300)
     assert counts["points_scanned"] > 0
+
+
+def test_first_pick_tie_at_the_mean_equals_the_oracle() -> None:
+    """Found by the busy soak (hypothesis): with no labelled set, rows 0 and 4 are at exactly the same real
+    distance (5.88) from the candidates' mean, which float64 cannot hold; the oracle summed the squares in
+    another order than alcli and called the other one farther. Both now use alcli's recipe: row 0."""
+    x = np.array([[0, 1, -2, -1], [-1, 2, 1, -1], [1, 2, 2, 1], [-2, -1, -2, 1], [1, -1, -2, 2],
+                  [-2, -1, -2, 0], [0, -1, 1, 1], [-1, -2, -1, 0], [2, 1, -2, -2]], np.float32)
+    cand = np.array([0, 3, 4, 5, 7])
+    picks, _, _ = kcenter_greedy_bruteforce(x, np.zeros(0, np.int64), cand, 3)
+    assert kcenter_greedy(x, np.zeros(0, np.int64), cand, 3).picks.tolist() == [int(p) for p in picks]
+    assert int(picks[0]) == 0
