@@ -14,7 +14,6 @@ import click
 
 from alcli import __version__, console
 from alcli.errors import AlcliError
-from alcli.options import Interrupted
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -46,15 +45,30 @@ def _register() -> None:
 _register()
 
 
+def run(args: list[str] | None = None) -> object:
+    """Parse and run one command line; what `cli.main(standalone_mode=False)` does, without its handler of
+    KeyboardInterrupt, which writes a blank line to stderr (before alcli's one line) when Ctrl-C lands in
+    click's own frames (parsing, the group callback). Shell completion (_ALCLI_COMPLETE) is click's own."""
+    if os.environ.get("_ALCLI_COMPLETE"):
+        return cli.main(args, prog_name="alcli")  # prints the completion script or the candidates, exits
+    try:
+        with cli.make_context("alcli", list(sys.argv[1:] if args is None else args)) as ctx:
+            return cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
+
+
 def main() -> None:
     try:
-        code = cli.main(standalone_mode=False, prog_name="alcli")
+        code = run()
         if isinstance(code, int) and code:
             sys.exit(code)
     except AlcliError as exc:
         _fail(str(exc), exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt, Interrupted):
+    except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `alcli`: the help, on stderr, exit 2
+        _fail(exc.format_message(), 2, prefix="")
     except click.UsageError as exc:
         where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
         _fail(f"{where}{exc.format_message()} (see --help)", 2)
@@ -67,11 +81,11 @@ def main() -> None:
         sys.exit(141)
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, prefix: str = "alcli: error: ") -> None:
     from alcli import entry
 
     if entry.exiting():  # False: the interrupt watchdog is printing the line and ending the process
-        sys.stderr.write(f"alcli: error: {message}\n")
+        sys.stderr.write(f"{prefix}{message}\n")
         sys.stderr.flush()
     io = sys.modules.get("alcli.artifacts.output")
     if io is not None and io.hdf5_state["left_open"]:  # a failed HDF5 write: skip HDF5's exit handler

@@ -41,11 +41,6 @@ def input_path(keywords: tuple[str, ...] = ()) -> PathParam:
     return PathParam("input", keywords)
 
 
-class Interrupted(Exception):
-    """Ctrl-C while a command ran. Raised in place of KeyboardInterrupt once the command's own cleanup has
-    run, so that click does not print its blank line before alcli's one line (alcli.cli: exit 130)."""
-
-
 class Command(click.Command):
     """A click command that refuses outputs naming inputs before its body runs."""
 
@@ -61,10 +56,7 @@ class Command(click.Command):
                 (inputs if param.type.role == "input" else outputs).append((_flag(param), value))
         check_distinct(outputs, inputs)
         entry.announce("running")
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            raise Interrupted() from None
+        return super().invoke(ctx)
 
 
 def _values(value: Any) -> Iterator[str]:

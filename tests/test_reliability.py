@@ -185,6 +185,47 @@ def test_early_ctrl_c_is_one_line_and_130(big: Path, tmp_path_factory: pytest.Te
     assert not out.exists() and not _leftovers(tmp)
 
 
+# Ctrl-C landing in click's own frames (parsing, the group callback) rather than in a command's body or a
+# native call: pure-Python work on the main thread. The script makes the group callback send the SIGINT to
+# its own process, so the KeyboardInterrupt is raised there every time (the soak found it once by chance).
+_CTRL_C_IN_CLICK = """
+import os, signal, sys
+from alcli import console, entry
+real = console.set_quiet
+def set_quiet(quiet):
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(10 ** 7):
+        pass
+    real(quiet)
+console.set_quiet = set_quiet
+sys.argv = ["alcli", *sys.argv[1:]]
+entry.main()
+"""
+
+
+def test_ctrl_c_in_clicks_own_frames_is_one_line_and_130(big: Path, tmp_path: Path) -> None:
+    """click's Command.main writes a blank line to stderr when it catches KeyboardInterrupt (even with
+    standalone_mode=False): alcli parses and invokes without it, so stderr is the one line."""
+    import sys
+
+    out = tmp_path / "out.h5"
+    proc = subprocess.run([sys.executable, "-c", _CTRL_C_IN_CLICK, "select", str(big), "-b", "5", "-o", str(out)],
+                          capture_output=True, text=True, timeout=120, preexec_fn=foreground)
+    assert (proc.returncode, proc.stderr) == (130, INTERRUPTED)
+    assert not out.exists()
+
+
+def test_command_line_without_a_command() -> None:
+    """alcli parses without click's standalone main: the group's own answers still hold."""
+    bare = run_alcli()
+    assert bare.returncode == 2 and bare.stdout == b"" and bare.stderr.startswith("Usage: alcli ")
+    assert "Commands:" in bare.stderr
+    version = run_alcli("--version", check=True)
+    assert version.stdout.decode().startswith("alcli, version ") and version.stderr == ""
+    assert run_alcli("select", "--help", check=True).stdout.decode().startswith("Usage: alcli select ")
+    assert_one_line_error(run_alcli("nope"), "No such command")
+
+
 def _threads(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/task"))
