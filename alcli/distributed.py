@@ -95,7 +95,7 @@ class ShardActor:
     def start(self, centers: np.ndarray, k: int = 1) -> Top:
         t0 = time.perf_counter()
         self.bounds.add(centers)
-        self.shard.start(self.bounds.c[: self.bounds.k], gpu=False)
+        self.shard.start(self.bounds.c[: self.bounds.k], gpu=False, loose=True)
         return self._top(k, {}, t0)
 
     def start_single(self, pos: int, vec: np.ndarray, k: int = 1) -> Top:

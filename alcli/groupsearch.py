@@ -85,12 +85,15 @@ def _group_sums(u: np.ndarray, label: np.ndarray, g: int) -> np.ndarray:
 
 def nearest_grouped(
     x: np.ndarray, rows: np.ndarray, centers: np.ndarray, gpu: bool = False, k: int = 8,
-    groups: int | None = None, _force: bool = False, _block: int | None = None,
+    groups: int | None = None, loose: bool = False, _force: bool = False, _block: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """`distance.nearest_exact`'s answer (s, nearest, counters with "norms"), by the grouped search where it
     pays and FAISS where not. Extra counters: "method" ("grouped", "faiss", or "grouped+faiss" when the
     guard switched after some blocks), "groups", "group_visits" (visited (point, group) pairs / all) and
     "pairs_visited" ((point, center) pairs multiplied / all), both over the points the grouped search did.
+    `loose`: a point left with one candidate center after the pruning (every other center is certainly
+    farther) keeps that center without a float64 measurement: s holds an upper bound, counts["lo"] a lower
+    bound and counts["loose"] marks those points (`GreedyShard` measures them when a decision needs it).
     `_force` (tests, bench) takes the grouped path whatever k, the device or the visited fraction; `_block`
     (tests) sets the points a block."""
     first = distance.unique_rows(centers)
@@ -114,6 +117,9 @@ def nearest_grouped(
     norms = np.empty(rows.size, np.float64)
     counts = {"pairs_measured": 0, "points_scanned": 0, "norms": norms, "method": "grouped",
               "groups": int(q.shape[0])}
+    if loose:
+        counts["loose"] = np.zeros(rows.size, bool)
+        counts["lo"] = np.zeros(rows.size, np.float64)
     done = 0
     while done < rows.size:
         part = rows[done : done + (block if done else min(block, PROBE_ROWS))]
@@ -121,11 +127,18 @@ def nearest_grouped(
         xb = np.ascontiguousarray(x[part], np.float32)
         pn2 = distance.sqnorms(xb)
         norms[done : done + part.size] = np.sqrt(pn2)
-        pi, cj = search.block(xb, pn2)
+        pi, cj, low, upper = search.block(xb, pn2)
+        if loose:  # one candidate left: certainly the nearest (strictly), bounds instead of a measurement
+            one = np.bincount(pi, minlength=part.size)[pi] == 1
+            at = done + pi[one]
+            s[at], near[at] = upper[pi[one]], first[order[cj[one]]]
+            counts["lo"][at] = np.maximum(low[one], 0.0)
+            counts["loose"][at] = True
+            pi, cj = pi[~one], cj[~one]
         d2 = distance.sqdist_pairs(xb, pi, ug, cj)
-        s_blk, c_blk = _lowest_min(pi, order[cj], d2)
-        s[done : done + part.size] = s_blk
-        near[done : done + part.size] = first[c_blk]
+        owner, s_blk, c_blk = _lowest_min(pi, order[cj], d2)
+        s[done + owner] = s_blk
+        near[done + owner] = first[c_blk]
         counts["pairs_measured"] += int(pi.size)
         done += part.size
         if not _force and done < rows.size and search.pair_visits - visits > VISIT_LIMIT * part.size * kk:
@@ -140,11 +153,13 @@ def nearest_grouped(
     return s, near, counts
 
 
-def _lowest_min(owner: np.ndarray, ids: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per owner 0..n-1 (each present, owners ascending): smallest d2 and the lowest id among its ties."""
+def _lowest_min(owner: np.ndarray, ids: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per owner present (ascending): the owner, its smallest d2 and the lowest id among its ties."""
+    if owner.size == 0:
+        return owner, d2, ids
     o = np.lexsort((ids, d2, owner))
     head = o[np.r_[0, np.flatnonzero(np.diff(owner[o])) + 1]]
-    return d2[head], ids[head]
+    return owner[head], d2[head], ids[head]
 
 
 class _Search:
@@ -165,8 +180,9 @@ class _Search:
         self.qt = np.ascontiguousarray(q.T)
         self._buf: np.ndarray | None = None
 
-    def block(self, xb: np.ndarray, pn2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate pairs (point index into xb, center index into ug); every point has at least one."""
+    def block(self, xb: np.ndarray, pn2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate pairs (point index into xb, center index into ug; every point has at least one), their
+        lower bounds (float32 value - error bound), and each point's upper bound on its nearest distance."""
         n = xb.shape[0]
         pn = np.sqrt(pn2)
         if self._buf is None or self._buf.shape[1] < n * self.q.shape[0]:  # reused: fresh pages cost a fault each
@@ -197,8 +213,9 @@ class _Search:
                     found.append(self._visit(xb, pn, pn2, pts, g, upper))
         pi = np.concatenate([f[0] for f in found])
         cj = np.concatenate([f[1] for f in found])
-        keep = np.concatenate([f[2] for f in found]) <= upper[pi]
-        return pi[keep], cj[keep]
+        low = np.concatenate([f[2] for f in found])
+        keep = low <= upper[pi]
+        return pi[keep], cj[keep], low[keep], upper
 
     def _prefilter(self, dots: np.ndarray, pn: np.ndarray, pn2: np.ndarray, upper: np.ndarray,
                    out: np.ndarray) -> np.ndarray:

@@ -50,13 +50,21 @@ def instances(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(instances(), st.integers(1, 40), st.sampled_from([7, 64, 4096]))
-def test_grouped_equals_bruteforce(inst: tuple[np.ndarray, np.ndarray, np.ndarray], groups: int, block: int) -> None:
+@given(instances(), st.integers(1, 40), st.sampled_from([7, 64, 4096]), st.booleans())
+def test_grouped_equals_bruteforce(inst: tuple[np.ndarray, np.ndarray, np.ndarray], groups: int, block: int,
+                                   loose: bool) -> None:
+    """Exact distances and nearest centers; with `loose`, the points the pruning settles have the right
+    nearest center and bounds lo ≤ exact ≤ s (the exact value is never below the float64 one)."""
     x, rows, centers = inst
-    s, near, counts = groupsearch.nearest_grouped(x, rows, centers, groups=groups, _force=True, _block=block)
+    s, near, counts = groupsearch.nearest_grouped(x, rows, centers, groups=groups, loose=loose, _force=True,
+                                                  _block=block)
     s_ref, near_ref = brute(x, rows, centers)
-    assert s.tobytes() == s_ref.tobytes()
     assert np.array_equal(near, near_ref)
+    if loose:
+        lax = counts["loose"]
+        assert np.all(counts["lo"][lax] <= s_ref[lax]) and np.all(s_ref[lax] <= s[lax])
+        s, s_ref = s[~lax], s_ref[~lax]
+    assert s.tobytes() == s_ref.tobytes()
     assert counts["method"] == "grouped"
     assert np.array_equal(counts["norms"], np.sqrt(distance.sqnorms_rows(x, rows)))
 
@@ -99,3 +107,22 @@ def test_kcenter_greedy_grouped_start_same_picks() -> None:
         assert res.radius_after == pytest.approx(after, rel=1e-12)
     assert runs["grouped"].profile["start"] == "grouped" and runs["faiss"].profile["start"] == "faiss"
     assert 0 < runs["grouped"].profile["start_pairs_visited"] < 1 and runs["grouped"].profile["start_groups"] > 1
+    assert runs["grouped"].profile["points_loose"] > 0  # the start left points loose, and measured fewer pairs
+    assert runs["grouped"].measured < runs["faiss"].measured
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(instances(), st.integers(1, 60))
+def test_kcenter_greedy_loose_start_equals_bruteforce(inst: tuple[np.ndarray, np.ndarray, np.ndarray],
+                                                       budget: int) -> None:
+    """The grouped start leaves most points loose (bounds, no measurement): the greedy measures them when a
+    pick or a fold needs them, and its picks, scores and radii are the textbook algorithm's."""
+    x, rows, centers = inst
+    k, budget = centers.shape[0], min(budget, rows.size)  # the oracle picks no more than there are
+    everything = np.concatenate([centers, x[rows]])
+    labeled, candidates = np.arange(k), np.arange(k, k + rows.size)
+    res = kcenter_greedy(everything, labeled, candidates, budget, _start="grouped")
+    picks, before, after = kcenter_greedy_bruteforce(everything, labeled, candidates, budget)
+    assert res.picks.tolist() == [int(p) for p in picks]
+    assert res.radius_before == pytest.approx(before, rel=1e-12)
+    assert res.radius_after == pytest.approx(after, rel=1e-12, abs=1e-300)

@@ -161,7 +161,7 @@ def kcenter_greedy(
     if labeled.size:
         bounds.add(np.asarray(x[labeled], np.float32))
         for shard in shards:
-            shard.start(bounds.c[: bounds.k], gpu=gpu)
+            shard.start(bounds.c[: bounds.k], gpu=gpu, loose=True)
         radius_before = float(np.sqrt(max(_reduce(shards)[0], 0.0)))
     elif budget > 0:
         first = int(candidates[farthest_from_mean(x, candidates)])
@@ -252,5 +252,5 @@ def covering_radius(x: np.ndarray, centers: np.ndarray, pool: np.ndarray) -> flo
     if points.size == 0:
         return 0.0
     shard = GreedyShard(x, points, points)
-    shard.start(np.asarray(x[centers], np.float32), gpu=distance.on_gpu())
+    shard.start(np.asarray(x[centers], np.float32), gpu=distance.on_gpu(), loose=True)  # best() measures the top
     return float(np.sqrt(max(shard.best()[0], 0.0)))

@@ -38,8 +38,8 @@ class TorchGreedyShard(GreedyShard):
             self.norms = np.sqrt(distance.sqnorms_rows(self.x, self.rows))
         self._t["norms"] = torch.from_numpy(self.norms).to(dev)
 
-    def start(self, centers: np.ndarray, gpu: bool = False, neighbours: int = 8) -> None:
-        super().start(centers, gpu=gpu, neighbours=neighbours)
+    def start(self, centers: np.ndarray, gpu: bool = False, neighbours: int = 8, loose: bool = False) -> None:
+        super().start(centers, gpu=gpu, neighbours=neighbours)  # exact: the device copy holds exact distances
         self._to_device()
 
     def start_single(self, center: np.ndarray) -> None:

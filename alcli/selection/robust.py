@@ -97,9 +97,9 @@ def _options(problem: Problem) -> Options:
 class _StartedShard(GreedyShard):
     """A shard whose distances to s0 were computed before the greedy run (so we can keep them)."""
 
-    def start(self, centers: np.ndarray, gpu: bool = False, neighbours: int = 8) -> None:
+    def start(self, centers: np.ndarray, gpu: bool = False, neighbours: int = 8, loose: bool = False) -> None:
         if not getattr(self, "_started", False):
-            super().start(centers, gpu=gpu, neighbours=neighbours)
+            super().start(centers, gpu=gpu, neighbours=neighbours, loose=loose)
             self._started = True
 
 

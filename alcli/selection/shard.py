@@ -40,21 +40,24 @@ class GreedyShard:
         self.nloose = 0
         self.loosened = 0  # points made loose (a measurement saved each), for the report
         self.cvec = np.empty((0, x.shape[1]), np.float32)  # vectors of centers cbase, cbase+1, ... (apply())
+        self.cstart: np.ndarray | None = None  # the start's centers (ids below cbase), when points are loose at them
         self.cbase = 0
         self.ckept = 0
 
     start_method = "auto"  # "grouped" (ball-pruned search), "faiss" (distance.nearest_exact) or "auto"
 
-    def start(self, centers: np.ndarray, gpu: bool = False, neighbours: int = 8) -> None:
-        """Nearest of `centers` (k×d float32), exactly, for every point (`groupsearch.nearest_grouped`:
-        ball-pruned where it pays, else `distance.nearest_exact`)."""
+    def start(self, centers: np.ndarray, gpu: bool = False, neighbours: int = 8, loose: bool = False) -> None:
+        """Nearest of `centers` (k×d float32, ids 0..k-1) for every point (`groupsearch.nearest_grouped`:
+        ball-pruned where it pays, else `distance.nearest_exact`). Exact, unless `loose`: then the points
+        whose nearest center the pruning alone settles are loose at it (`centers` is kept, not copied, for
+        their later measurement: the caller must not change it)."""
         if self.rows.size == 0:
             return
         if self.start_method == "faiss":
             s, near, counts = distance.nearest_exact(self.x, self.rows, centers, gpu=gpu, k=neighbours)
         else:
             s, near, counts = groupsearch.nearest_grouped(self.x, self.rows, centers, gpu=gpu, k=neighbours,
-                                                          _force=self.start_method == "grouped")
+                                                          loose=loose, _force=self.start_method == "grouped")
         self.start_info = groupsearch.start_info(counts)
         self.s = s
         self.norms = counts.pop("norms")
@@ -62,6 +65,11 @@ class GreedyShard:
         self.measured += counts["pairs_measured"]
         self.scanned += counts["points_scanned"]
         self.thr = 4.0 * self.s * (1 + 1e-9)
+        if "loose" in counts and counts["loose"].any():
+            self.loose, self.lo = counts["loose"], counts["lo"]
+            self.nloose = int(np.count_nonzero(self.loose))
+            self.loosened += self.nloose
+            self.cstart, self.cbase, self.ckept = centers, centers.shape[0], 0
 
     def start_single(self, center: np.ndarray) -> None:
         """All points measured against one first center (id 0)."""
@@ -117,7 +125,14 @@ class GreedyShard:
         if idx.size == 0:
             return
         idx = np.unique(idx)
-        d2 = distance.sqdist_pairs(self.x, self.rows[idx], self.cvec, self.assign[idx] - self.cbase)
+        ids = self.assign[idx].astype(np.int64) - self.cbase
+        d2 = np.empty(idx.size)
+        early = ids < 0  # loose at one of the start's centers
+        if early.any():
+            d2[early] = distance.sqdist_pairs(self.x, self.rows[idx[early]], self.cstart, ids[early] + self.cbase)
+        later = ~early
+        if later.any():
+            d2[later] = distance.sqdist_pairs(self.x, self.rows[idx[later]], self.cvec, ids[later])
         self.s[idx] = d2
         self.thr[idx] = 4.0 * d2 * (1 + 1e-9)
         self.loose[idx] = False
@@ -136,7 +151,7 @@ class GreedyShard:
         """Keep the new centers' vectors while loose points may refer to them (they are measured against
         them later); False when the ids do not follow the kept ones (then nothing is made loose)."""
         if not self.nloose:
-            self.cbase, self.ckept = first_id, 0
+            self.cbase, self.ckept, self.cstart = first_id, 0, None
         if first_id != self.cbase + self.ckept:
             return False
         m = centers.shape[0]
