@@ -3,10 +3,12 @@ nearest center and exact squared distance, and folds in new centers (see `alcli.
 algorithm and the bounds that make it exact). A distributed run gives each worker one shard; the CUDA
 shard (`greedy_torch`) subclasses it.
 
-Loose points: in a dense fold (early passes, when the triangle test prunes little) a point whose best new
-center is certainly nearer than its own distance and than every other new center, by more than the float32
-error bounds, takes that center without a float64 measurement; it keeps an upper and a lower bound, and
-its exact distance is measured only when a decision needs it (the top of the argmax, a later fold).
+Loose points: a point keeps its nearest center without a float64 measurement when the float32 error
+bounds alone settle it — at the start, when the ball pruning leaves it one candidate labelled center
+(`groupsearch.nearest_grouped`), and in a dense fold (early passes, when the triangle test prunes little),
+when its best new center is nearer than its own distance and than every other new center by more than the
+bounds. It keeps an upper and a lower bound; its exact distance is measured only when a decision needs
+it (the top of the argmax, a fold that could lower it).
 """
 
 from __future__ import annotations
@@ -169,8 +171,9 @@ class GreedyShard:
         one m single steps give. Returns {position: distance² when picked} for the picks this shard owns.
 
         A point can only get closer to a new center if that center is nearer than twice its distance to
-        its own (triangle inequality); the survivors are screened by one float32 product with a rigorous
-        error bound, and only pairs that could lower a distance are measured exactly in float64."""
+        its own (triangle inequality); the survivors are screened against all new centers by one float32
+        product with a rigorous error bound, and only pairs that could lower a distance are measured
+        exactly in float64."""
         scores: dict[int, float] = {}
         if self.nloose and positions.size:
             self.settle(np.clip(np.searchsorted(self.positions, positions), 0, max(self.positions.size - 1, 0)))
@@ -195,14 +198,10 @@ class GreedyShard:
         kept = (dense or self.nloose > 0) and self._remember(centers, first_id)
         lazy = dense and kept
         for start in range(0, survivors.size, step):
-            block = survivors[start : start + step]
-            if dense:
-                self._fold_dense(block, centers, cn, first_id, lazy)
-            else:
-                self._fold(block, centers, cn, first_id, lower)
+            self._fold(survivors[start : start + step], centers, cn, first_id, lazy)
         return scores
 
-    def _fold_dense(self, idx: np.ndarray, centers: np.ndarray, cn: np.ndarray, first_id: int, lazy: bool) -> None:
+    def _fold(self, idx: np.ndarray, centers: np.ndarray, cn: np.ndarray, first_id: int, lazy: bool) -> None:
         """Points idx against every new center, in float32 (|x|²+|c|²-2x·c, as FAISS computes it) with one
         rigorous bound per point, γ(|x|+max|c|)²; the pairs that could be a new nearest are measured.
         lazy: a point whose best new center is certainly nearer than its own distance and than every other new
@@ -262,26 +261,6 @@ class GreedyShard:
             self.assign[at] = first_id + j[sure]
             self.thr[at] = 4.0 * hi[sure] * (1 + 1e-9)
         return ~sure & (f1 - tol < self.s[idx])
-
-    def _fold(self, idx: np.ndarray, centers: np.ndarray, cn: np.ndarray, first_id: int, lower: np.ndarray) -> None:
-        """Points idx against the new centers: float32 distances ± their rigorous bound; only the pairs that
-        could be a point's new nearest (below its distance, and within the bound of its best) are measured."""
-        pi, tj = np.nonzero(self.thr[idx, None] > lower[self.assign[idx]])
-        if pi.size == 0:
-            return
-        self.screened += int(pi.size)
-        xb = np.asarray(self.x[self.rows[idx]])
-        dots = xb @ centers.T
-        pn, c = self.norms[idx[pi]], cn[tj]
-        fl = pn * pn + c * c - 2.0 * dots[pi, tj]
-        tol = distance.expansion_tolerance(centers.shape[1], pn, c)
-        heads = np.r_[0, np.flatnonzero(np.diff(pi)) + 1]  # pairs come grouped by point
-        upper = np.minimum.reduceat(fl + tol, heads)
-        fl -= tol
-        keep = (fl < self.s[idx[pi]]) & (fl <= np.repeat(upper, np.diff(np.r_[heads, pi.size])))
-        pi, tj = pi[keep], tj[keep]
-        if pi.size:
-            self._measure(xb, idx, pi, tj, centers, first_id)
 
     def _measure(self, xb: np.ndarray, idx: np.ndarray, pi: np.ndarray, tj: np.ndarray, centers: np.ndarray,
                  first_id: int) -> None:
