@@ -1,7 +1,7 @@
 """The `alcli` command line: parse options, open artifacts, call the library, report on stderr.
 
 Exit status: 0 success, 2 bad input or usage (one line on stderr naming the file and what is wrong),
-1 an internal error (a bug: please report it), 130 interrupted.
+1 an internal error (a bug: please report it), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ def main() -> None:
             sys.exit(code)
     except AlcliError as exc:
         _fail(str(exc), exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        _fail("interrupted", 130)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        from alcli.entry import Terminated
+
+        _fail(*(("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)))
     except click.exceptions.NoArgsIsHelpError as exc:  # a bare `alcli`: the help, on stderr, exit 2
         _fail(exc.format_message(), 2, prefix="")
     except click.UsageError as exc:

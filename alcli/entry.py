@@ -14,6 +14,9 @@ Whoever ends the process with a line (the main thread or the watchdog) first tak
 one line even when both see the same Ctrl-C. A SIGINT that the parent ignored (a shell's background job)
 stays ignored, as Python itself does.
 
+SIGTERM (`kill`, `timeout`, make stopping a failed build, a supervisor) takes the same paths with its own
+line, `alcli: error: terminated`, and exit 143 (128 + 15): no temporary file is left behind.
+
 SIGXFSZ (a file size limit) is ignored so that a write beyond the limit fails with EFBIG and becomes a
 one-line error naming the output, instead of killing the process.
 """
@@ -30,16 +33,24 @@ from collections.abc import Iterator
 GRACE_SECONDS = 1.0  # how long a native call may hold the main thread after Ctrl-C
 EXIT_SECONDS = 10.0  # how long an exit already under way may take before the watchdog ends it
 
-_MESSAGE = b"alcli: error: interrupted\n"
-_state = {"ignored": False, "armed": False}
+_ENDINGS = {  # the signals that end a command cleanly: the line on stderr, the exit status
+    signal.SIGINT: (b"alcli: error: interrupted\n", 130),
+    signal.SIGTERM: (b"alcli: error: terminated\n", 143),
+}
+_state: dict[str, object] = {"ignored": set(), "armed": False}
 _claim = threading.Lock()  # held by whoever ends the process with a line: the main thread or the watchdog
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while a command runs: unwinds (and cleans up) as a Ctrl-C does; alcli.cli exits 143."""
+
+
 def main() -> None:
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        _state["ignored"] = True  # started with Ctrl-C ignored (a shell's background job): keep it so
-    else:
-        signal.signal(signal.SIGINT, _interrupted_while_starting)
+    for signum in _ENDINGS:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            _ignored().add(signum)  # e.g. Ctrl-C in a shell's background job: keep it ignored
+        else:
+            signal.signal(signum, _ended_while_starting)
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     announce("importing")
@@ -48,11 +59,12 @@ def main() -> None:
     try:
         _arm_watchdog()
         cli.main()
-    except KeyboardInterrupt:  # in the instants between the watchdog taking over and cli.main's own handlers
+    except KeyboardInterrupt as exc:  # in the instants between the watchdog taking over and cli.main's handlers
+        message, code = _ENDINGS[signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT]
         if exiting():
             _remove_temp_files()
-            os.write(2, _MESSAGE)
-        os._exit(130)
+            os.write(2, message)
+        os._exit(code)
     exiting()  # done: a Ctrl-C from now on changes nothing
 
 
@@ -72,20 +84,34 @@ def exiting() -> bool:
     if not _state["armed"]:  # no watchdog (alcli.cli.main called from another program)
         return True
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in _ENDINGS:
+            signal.signal(signum, signal.SIG_IGN)
     if _claim.acquire(blocking=False):
         return True
     threading.Event().wait(EXIT_SECONDS)  # the watchdog calls os._exit meanwhile
-    os._exit(130)
+    os._exit(int(_state.get("code", 130)))  # type: ignore[call-overload]
 
 
-def _interrupted_while_starting(signum: int, frame: object) -> None:
-    os.write(2, _MESSAGE)
-    os._exit(130)
+def _ignored() -> set[int]:
+    return _state["ignored"]  # type: ignore[return-value]
+
+
+def _ended_while_starting(signum: int, frame: object) -> None:
+    message, code = _ENDINGS[signal.Signals(signum)]
+    os.write(2, message)
+    os._exit(code)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+_HANDLERS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _raise_terminated}
 
 
 def _arm_watchdog() -> None:
-    if _state["ignored"]:
+    handled = [signum for signum in _ENDINGS if signum not in _ignored()]
+    if not handled:
         return
     import socket
 
@@ -93,31 +119,36 @@ def _arm_watchdog() -> None:
     writer.setblocking(False)
     try:
         signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    except ValueError:  # not the main thread (alcli embedded in another program): keep Python's default
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread (alcli embedded in another program): the handlers only
+        handled = []
+    for signum in _ENDINGS:
+        if signum not in _ignored():
+            signal.signal(signum, _HANDLERS[signum])
+    if not handled:
         return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    thread = threading.Thread(target=_watch, args=(reader, writer), name="alcli-interrupt", daemon=True)
+    thread = threading.Thread(target=_watch, args=(reader, writer, handled), name="alcli-interrupt", daemon=True)
     thread.start()
     _state["armed"] = True
 
 
-def _watch(reader: object, writer: object) -> None:
+def _watch(reader: object, writer: object, handled: list[int]) -> None:
     import time
 
-    while True:
+    signum = None
+    while signum is None:
         data = reader.recv(64)  # type: ignore[attr-defined]
-        if data and signal.SIGINT in data:
-            break
+        signum = next((s for s in data if s in handled), None)
+    message, code = _ENDINGS[signal.Signals(signum)]
     deadline = time.monotonic() + GRACE_SECONDS
     while time.monotonic() < deadline and not _claim.locked():
         time.sleep(0.02)
     if not _claim.acquire(blocking=False):
         time.sleep(EXIT_SECONDS)  # the main thread is on its way out; only a hung shutdown gets here
-        os._exit(130)
+        os._exit(code)
+    _state["code"] = code
     _remove_temp_files()
-    os.write(2, _MESSAGE)
-    os._exit(130)
+    os.write(2, message)
+    os._exit(code)
 
 
 @contextlib.contextmanager

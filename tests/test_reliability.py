@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from alcli.artifacts import Embeddings, read_labeled, write_embeddings
 
 INTERRUPTED = "alcli: error: interrupted\n"
+ENDINGS = {signal.SIGINT: (130, INTERRUPTED), signal.SIGTERM: (143, "alcli: error: terminated\n")}
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +156,9 @@ def _wait_for(started: Path, phase: str, proc: subprocess.Popen, timeout: float 
     raise AssertionError(f"alcli never reached {phase}")
 
 
-def _interrupt(proc: subprocess.Popen) -> tuple[str, float]:
+def _interrupt(proc: subprocess.Popen, signum: int = signal.SIGINT) -> tuple[str, float]:
     t0 = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     return err.decode(), time.monotonic() - t0
 
@@ -172,16 +173,18 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-@given(offset=st.floats(0.0, 0.4))
-def test_early_ctrl_c_is_one_line_and_130(big: Path, tmp_path_factory: pytest.TempPathFactory, offset: float) -> None:
-    """SIGINT at a random moment after alcli installed its handler, mostly while modules import."""
+@given(offset=st.floats(0.0, 0.4), signum=st.sampled_from([signal.SIGINT, signal.SIGTERM]))
+def test_early_ctrl_c_is_one_line_and_130(big: Path, tmp_path_factory: pytest.TempPathFactory, offset: float,
+                                          signum: int) -> None:
+    """SIGINT (or SIGTERM: 143, `terminated`) at a random moment after alcli installed its handler, mostly
+    while modules import."""
     tmp = tmp_path_factory.mktemp("early")
     out = tmp / "out.h5"
     proc, started = _start(["select", str(big), "-b", "20000", "-o", str(out)], tmp)
     _wait_for(started, "importing", proc)
     time.sleep(offset)
-    err, _ = _interrupt(proc)
-    assert (proc.returncode, err) == (130, INTERRUPTED), (offset, proc.returncode, err)
+    err, _ = _interrupt(proc, signum)
+    assert (proc.returncode, err) == ENDINGS[signum], (offset, proc.returncode, err)
     assert not out.exists() and not _leftovers(tmp)
 
 
@@ -251,7 +254,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_ctrl_c_inside_faiss_kmeans_is_prompt(clusters: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_inside_faiss_kmeans_is_prompt(clusters: Path, tmp_path: Path, signum: int) -> None:
     """Ctrl-C while FAISS k-means runs (native code holding the main thread, features spooled from stdin):
     exit 130 within a few seconds, one line, the spooled copy of stdin removed, no output."""
     out = tmp_path / "out.h5"
@@ -268,13 +272,14 @@ def test_ctrl_c_inside_faiss_kmeans_is_prompt(clusters: Path, tmp_path: Path) ->
             time.sleep(0.01)
         assert proc.poll() is None
         time.sleep(0.2)
-        err, seconds = _interrupt(proc)
-    assert (proc.returncode, err) == (130, INTERRUPTED)
+        err, seconds = _interrupt(proc, signum)
+    assert (proc.returncode, err) == ENDINGS[signum]
     assert seconds < 6, f"took {seconds:.1f} s to stop"
     assert not out.exists() and not _leftovers(tmp_path)
 
 
-def test_ctrl_c_inside_a_cbc_solve_is_prompt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_inside_a_cbc_solve_is_prompt(tmp_path: Path, signum: int) -> None:
     """CBC installs its own SIGINT handler for each solve (and swallowed Ctrl-C: kcenter-robust ran on to the
     end, exit 0); alcli.entry.keep_sigint puts alcli's back, so the watchdog ends the process."""
     emb = tmp_path / "e.h5"
@@ -288,8 +293,8 @@ def test_ctrl_c_inside_a_cbc_solve_is_prompt(tmp_path: Path) -> None:
     while "alcli-sigint" not in _thread_names(proc.pid) and time.monotonic() < deadline:  # a CBC solve runs
         time.sleep(0.001)
     assert proc.poll() is None
-    err, seconds = _interrupt(proc)
-    assert (proc.returncode, err) == (130, INTERRUPTED)
+    err, seconds = _interrupt(proc, signum)
+    assert (proc.returncode, err) == ENDINGS[signum]
     assert seconds < 6, f"took {seconds:.1f} s to stop"
     assert not out.exists() and not _leftovers(tmp_path)
 
