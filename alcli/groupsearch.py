@@ -142,6 +142,8 @@ def nearest_grouped(
         counts["pairs_measured"] += int(pi.size)
         done += part.size
         if not _force and done < rows.size and search.pair_visits - visits > VISIT_LIMIT * part.size * kk:
+            search.release()  # the FAISS path needs the memory: this search's scratch and centers go first
+            xb = ug = d2 = pi = cj = low = upper = None
             rest = distance.nearest_exact(x, rows[done:], centers, gpu=gpu, k=k)
             s[done:], near[done:], norms[done:] = rest[0], rest[1], rest[2]["norms"]
             counts["pairs_measured"] += rest[2]["pairs_measured"]
@@ -179,6 +181,11 @@ class _Search:
         self.pair_visits = 0
         self.qt = np.ascontiguousarray(q.T)
         self._buf: np.ndarray | None = None
+
+    def release(self) -> None:
+        """Drop the scratch and the sorted centers (the counters stay)."""
+        self._buf = None
+        self.ug = None  # type: ignore[assignment]
 
     def block(self, xb: np.ndarray, pn2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Candidate pairs (point index into xb, center index into ug; every point has at least one), their
