@@ -120,7 +120,7 @@ class ShardActor:
         top k and the picks' distances² for the ones this shard owns."""
         t0 = time.perf_counter()
         vecs = np.asarray(vecs, np.float32)
-        lower = self.bounds.lower_many(vecs)
+        lower = self.bounds.lower_nearest(vecs)  # a GreedyShard reads only each center's nearest bound
         first = self.bounds.k
         self.bounds.add(vecs)
         scores = self.shard.apply(np.asarray(positions, np.int64), vecs, first, lower)

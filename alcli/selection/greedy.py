@@ -79,6 +79,21 @@ class CenterBounds:
         d2 -= distance.expansion_tolerance(self.d, self.norm[:k, None], vn[None, :], gpu=False)
         return np.maximum(d2, 0.0, out=d2)
 
+    def lower_nearest(self, vs: np.ndarray) -> np.ndarray:
+        """k×1 lower bounds on min_t |c_j - vs[t]|² (what `GreedyShard.apply` needs): the float32 values
+        |c|²+|v|²-2c·v formed in float32, as FAISS does, their row minimum lowered by one bound per center,
+        γ(|c_j| + max|v|)² — cheaper than `lower_many`'s k×m float64 pairs (same product)."""
+        k = self.k
+        v32 = np.asarray(vs, np.float32)
+        vn = np.sqrt(distance.sqnorms(v32))
+        fl = self.c[:k] @ v32.T
+        fl *= np.float32(-2.0)
+        fl += (vn * vn).astype(np.float32)[None, :]
+        fl += (self.norm[:k] ** 2).astype(np.float32)[:, None]
+        low = fl.min(axis=1).astype(np.float64)
+        low -= distance.expansion_tolerance(self.d, self.norm[:k], float(vn.max()), gpu=False)
+        return np.maximum(low, 0.0, out=low)[:, None]
+
 
 MARGIN = 1e-9  # relative: a pick after the first of a batch needs this lead over every rival
 
@@ -195,7 +210,8 @@ def kcenter_greedy(
                 new_vecs = np.asarray(_take(shards, p), np.float32)[None, :]
                 new_pos, values = np.array([p]), np.array([value])
             tb = time.perf_counter()
-            lower = bounds.lower_many(new_vecs)
+            pairs = not batched or any(getattr(shard, "pair_bounds", True) for shard in shards)
+            lower = bounds.lower_many(new_vecs) if pairs else bounds.lower_nearest(new_vecs)
             center_id = bounds.k
             bounds.add(new_vecs)
             tc = time.perf_counter()

@@ -19,6 +19,8 @@ from alcli.selection.shard import GreedyShard
 
 
 class TorchGreedyShard(GreedyShard):
+    pair_bounds = True  # its fold screens (point, new center) pairs by the triangle test: lower_many
+
     def __init__(self, x: np.ndarray, rows: np.ndarray, positions: np.ndarray, device: str = "cuda") -> None:
         super().__init__(x, rows, positions)
         self.device = device

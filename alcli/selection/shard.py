@@ -22,6 +22,7 @@ class GreedyShard:
     """Per-point state of one shard: x[rows[i]] has global position positions[i] (ascending)."""
 
     batched = True  # offers top() and apply(): several picks a pass
+    pair_bounds = False  # apply() reads only lower.min(axis=1): CenterBounds.lower_nearest will do
 
     def __init__(self, x: np.ndarray, rows: np.ndarray, positions: np.ndarray) -> None:
         self.x = x
