@@ -79,8 +79,8 @@ def main() -> None:
         print("|---|---|---|---|")
         for c in counts:
             ga, gb = gains(first, m, args.baseline, c), gains(second, m, args.baseline, c)
-            if not ga and not gb:
-                continue
+            if not any(ga.values()) and not any(gb.values()):
+                continue  # no run, or the shared initial model (round 0): nothing to compare
             both = sorted(set(ga) & set(gb))
             print(f"| {c} | {paired(ga)} | {paired(gb)} | {paired({s: gb[s] - ga[s] for s in both})} |")
 
