@@ -16,12 +16,14 @@ import collections
 import csv
 import functools
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from conftest import SUMMARY, alcli_exe, run_alcli
@@ -280,3 +282,28 @@ def test_features_too_large_for_float32_distances(tmp_path: Path, memory: str | 
     proc = run_alcli("select", tmp_path / "e.h5", "-b", "3", *extra, "-o", tmp_path / "l.h5")
     assert_one_line_error(proc, "e.h5", "overflow float32")
     assert not (tmp_path / "l.h5").exists()
+
+
+def test_names_that_are_not_utf8(arts: Path, tmp_path: Path) -> None:
+    """Found by a busy soak: byte 0 flipped (the seal's magic gone, so the file reads as unsealed) and a byte of
+    an attr name flipped made `alcli info --json` end in a TypeError (h5py hands such names back as bytes).
+    Names that are not UTF-8 are shown escaped by `info` and named in one line by the readers."""
+    report, ckpt = tmp_path / "r.h5", tmp_path / "c.h5"
+    for name in ("r", "c"):
+        corrupt_copy(arts / f"{name}.h5", tmp_path / f"{name}.h5", ("flip", [(0, 1)]))
+    with h5py.File(report, "r+") as fh:
+        fh.attrs[b"odd\xffname"] = 1
+        fh[b"odd\xfeset"] = np.arange(3)
+    with h5py.File(ckpt, "r+") as fh:
+        fh["state"][b"extra\xff"] = np.zeros(2, np.float32)
+        fh["state"]["extra"] = np.zeros(2, np.float32)  # bytes and text names side by side
+    shown = run_alcli("info", "--json", report)
+    assert shown.returncode == 0, shown.stderr
+    info = json.loads(shown.stdout)
+    assert info["attrs"]["odd\\xffname"] == 1 and "odd\\xfeset" in info["datasets"]
+    assert run_alcli("info", report).returncode == 0
+    before = _sha(ckpt)
+    proc = run_alcli("evaluate", ckpt, arts / "d.h5", "--indices", arts / "test.h5", "--device", "cpu",
+                     "-o", tmp_path / "out.h5")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "unexpected tensor" in proc.stderr and not (tmp_path / "out.h5").exists() and _sha(ckpt) == before

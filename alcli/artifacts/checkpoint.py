@@ -20,7 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from alcli.artifacts.io import Input, attrs_dict, check_format, open_input, parents_of, read_array
+from alcli.artifacts.io import Input, attrs_dict, check_format, name_text, open_input, parents_of, read_array
 from alcli.artifacts.output import create_output, stamp
 
 KIND = "checkpoint"
@@ -126,7 +126,7 @@ def _read_state(src: Input, want: Expected) -> dict[str, np.ndarray]:
     group = src.file.get("state")
     if not isinstance(group, h5py.Group):
         raise src.fail("missing group 'state' (the model's tensors)")
-    present = set(group.keys())
+    present = {name_text(name) for name in group}
     for name in sorted(present - set(want)):
         raise src.fail(f"unexpected tensor 'state/{name}' for this architecture")
     state = {}

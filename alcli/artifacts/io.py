@@ -246,7 +246,13 @@ def _kind_words(kinds: str) -> str:
 
 
 def attrs_dict(src: Input) -> dict[str, Any]:
-    return {key: _plain(value) for key, value in src.file.attrs.items()}
+    return {name_text(key): _plain(value) for key, value in src.file.attrs.items()}
+
+
+def name_text(name: str | bytes) -> str:
+    """An HDF5 object or attr name as text: h5py hands back names that are not UTF-8 (a damaged file, another
+    tool) as bytes; their odd bytes become \\xNN escapes."""
+    return name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else name
 
 
 def pool_size_attr(src: Input, attrs: dict[str, Any]) -> int:

@@ -8,7 +8,7 @@ import click
 import h5py
 
 from alcli import console
-from alcli.artifacts.io import STDIO, attrs_dict, format_of, open_input
+from alcli.artifacts.io import STDIO, attrs_dict, format_of, name_text, open_input
 from alcli.options import INPUT, Command
 
 
@@ -17,9 +17,9 @@ def describe(path: str) -> dict[str, Any]:
     with open_input(path) as src:
         datasets: dict[str, Any] = {}
 
-        def visit(name: str, node: Any) -> None:
+        def visit(name: str | bytes, node: Any) -> None:
             if isinstance(node, h5py.Dataset):
-                datasets[name] = {"shape": list(node.shape), "dtype": str(node.dtype)}
+                datasets[name_text(name)] = {"shape": list(node.shape), "dtype": str(node.dtype)}
 
         src.file.visititems(visit)
         attrs = attrs_dict(src)
