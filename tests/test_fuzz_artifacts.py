@@ -31,6 +31,7 @@ from corrupt import ATTR_DAMAGE, DATASET_DAMAGE, Mutation, corrupt_copy, layout,
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alcli.artifacts.output import seal
 from alcli.errors import AlcliError
 
 SCALE = max(1, int(os.environ.get("ALCLI_FUZZ_SCALE", "1")))
@@ -285,18 +286,21 @@ def test_features_too_large_for_float32_distances(tmp_path: Path, memory: str | 
 
 
 def test_names_that_are_not_utf8(arts: Path, tmp_path: Path) -> None:
-    """Found by a busy soak: byte 0 flipped (the seal's magic gone, so the file reads as unsealed) and a byte of
+    """Found by a busy soak: byte 0 flipped (the seal's magic gone, so the file read as unsealed) and a byte of
     an attr name flipped made `alcli info --json` end in a TypeError (h5py hands such names back as bytes).
-    Names that are not UTF-8 are shown escaped by `info` and named in one line by the readers."""
+    Names that are not UTF-8 are shown escaped by `info` and named in one line by the readers (the files are
+    edited on purpose here, then sealed again so the readers get past the seal)."""
     report, ckpt = tmp_path / "r.h5", tmp_path / "c.h5"
-    for name in ("r", "c"):
-        corrupt_copy(arts / f"{name}.h5", tmp_path / f"{name}.h5", ("flip", [(0, 1)]))
+    shutil.copyfile(arts / "r.h5", report)
+    shutil.copyfile(arts / "c.h5", ckpt)
     with h5py.File(report, "r+") as fh:
         fh.attrs[b"odd\xffname"] = 1
         fh[b"odd\xfeset"] = np.arange(3)
     with h5py.File(ckpt, "r+") as fh:
         fh["state"][b"extra\xff"] = np.zeros(2, np.float32)
         fh["state"]["extra"] = np.zeros(2, np.float32)  # bytes and text names side by side
+    seal(str(report))
+    seal(str(ckpt))
     shown = run_alcli("info", "--json", report)
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
@@ -307,3 +311,25 @@ def test_names_that_are_not_utf8(arts: Path, tmp_path: Path) -> None:
                      "-o", tmp_path / "out.h5")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "unexpected tensor" in proc.stderr and not (tmp_path / "out.h5").exists() and _sha(ckpt) == before
+
+
+@pytest.mark.parametrize(("offsets", "code"), [([0], 2), ([3, 19], 2), ([20], 2), ([84], 0), ([100, 511], 0)],
+                         ids=str)
+def test_a_damaged_seal_is_not_mistaken_for_no_seal(arts: Path, tmp_path: Path, offsets: list[int],
+                                                    code: int) -> None:
+    """A flipped byte in the seal's magic or digits is damage, not a file from another tool: one line, exit 2,
+    before HDF5 reads the file (a flip in the magic used to make the file read as unsealed). A flip in the
+    newline or the padding leaves an intact magic and digits, which still vouch for the content: read. A
+    plain HDF5 file with a user block of its own is still read."""
+    damaged = tmp_path / "r.h5"
+    corrupt_copy(arts / "r.h5", damaged, ("flip", [(o, 0x20) for o in offsets]))
+    proc = run_alcli("info", damaged)
+    assert proc.returncode == code, proc.stderr
+    if code:
+        assert len(proc.stderr.strip().splitlines()) == 1 and "damaged" in proc.stderr, proc.stderr
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w", userblock_size=512) as fh:
+        fh["features"] = np.zeros((3, 2), np.float32)
+    with open(plain, "r+b") as fh:
+        fh.write(b"another tool's own user block".ljust(512, b"x"))
+    assert run_alcli("info", plain).returncode == 0

@@ -100,13 +100,33 @@ def _check_readable(path: str) -> None:
         raise AlcliError("not an HDF5 file", path)
 
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HEX = frozenset(b"0123456789abcdef")
+_SEAL_FLAWS_TOLERATED = 16  # of 512 bytes: damage to a seal, not another tool's user block
+
+
+def _seal_flaws(block: bytes) -> int:
+    """How many bytes of a file's first 512 differ from what `seal` writes (magic, 64 hex digits, a newline,
+    NULs), when an HDF5 superblock follows them; a large number otherwise."""
+    if len(block) < SEAL_SIZE + len(_HDF5_SIGNATURE) or block[SEAL_SIZE:] != _HDF5_SIGNATURE:
+        return SEAL_SIZE
+    end = len(SEAL_MAGIC) + 64
+    flaws = sum(a != b for a, b in zip(block, SEAL_MAGIC, strict=False))
+    flaws += sum(c not in _HEX for c in block[len(SEAL_MAGIC) : end])
+    flaws += block[end] != 0x0A
+    return flaws + sum(c != 0 for c in block[end + 1 : SEAL_SIZE])
+
+
 def _check_seal(path: str, name: str) -> None:
     """An alcli artifact carries the sha256 of its content in its user block (alcli.artifacts.output.seal):
     a mismatch means the file was damaged after alcli wrote it, and HDF5 never sees it."""
     with open(path, "rb") as fh:
-        block = fh.read(SEAL_SIZE)
+        block = fh.read(SEAL_SIZE + len(_HDF5_SIGNATURE))
     if not block.startswith(SEAL_MAGIC):
+        if _seal_flaws(block) <= _SEAL_FLAWS_TOLERATED:  # an alcli seal with a few bytes flipped
+            raise AlcliError("damaged: the seal alcli wrote in its first 512 bytes is altered", name)
         return  # written by another tool (or an alcli before 0.2): no seal to check
+    block = block[:SEAL_SIZE]
     stored = block[len(SEAL_MAGIC) : len(SEAL_MAGIC) + 64].decode("ascii", "replace")
     if len(block) < SEAL_SIZE or content_sha256(path) != stored:
         raise AlcliError("damaged: its content no longer matches the sha256 alcli sealed it with "
