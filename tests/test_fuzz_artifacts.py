@@ -333,3 +333,20 @@ def test_a_damaged_seal_is_not_mistaken_for_no_seal(arts: Path, tmp_path: Path, 
     with open(plain, "r+b") as fh:
         fh.write(b"another tool's own user block".ljust(512, b"x"))
     assert run_alcli("info", plain).returncode == 0
+
+
+@pytest.mark.parametrize("value", [2**31 - 1, -1, 2**40])
+def test_a_round_number_out_of_range_is_one_line(arts: Path, tmp_path: Path, value: int) -> None:
+    """Found by a busy soak: a labelled set whose 'round' held 2^31 - 1 made `select` overflow int32 computing
+    the next round (exit 1); an int64 2^40 was silently wrapped. Now the reader names it."""
+    lab = tmp_path / "l1.h5"
+    shutil.copyfile(arts / "l1.h5", lab)
+    with h5py.File(lab, "r+") as fh:
+        rounds = fh["round"][:].astype(np.int64)
+        rounds[0] = value
+        del fh["round"]
+        fh["round"] = rounds
+    seal(str(lab))
+    proc = run_alcli("select", arts / "e.h5", "--labeled", lab, "-b", "2", "-o", tmp_path / "out.h5")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "'round' holds" in proc.stderr and not (tmp_path / "out.h5").exists()

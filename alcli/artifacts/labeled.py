@@ -70,6 +70,10 @@ def labeled_from(src: Input) -> LabeledSet:
     rounds = read_array(src, "round", kinds="iu", ndim=(1,))
     if rounds.shape != indices.shape:
         raise src.fail(f"'round' has {rounds.size} entries for {indices.size} indices")
+    top = np.iinfo(np.int32).max - 1  # the next round must fit the int32 it is stored as
+    if rounds.size and (rounds.min() < 0 or rounds.max() > top):
+        bad = rounds[(rounds < 0) | (rounds > top)][0]
+        raise src.fail(f"'round' holds {bad}, outside [0, {top}]")
     last = read_array(src, "last_picks", kinds="iu", ndim=(1,), required=False)
     last = np.zeros(0, np.int64) if last is None else last.astype(np.int64)
     if last.size and (last.min() < 0 or last.max() >= pool_size):
