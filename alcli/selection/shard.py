@@ -168,8 +168,10 @@ class GreedyShard:
 
     def apply(self, positions: np.ndarray, centers: np.ndarray, first_id: int, lower: np.ndarray) -> dict[int, float]:
         """Fold in new centers (m×d float32, ids first_id, first_id+1, ...) that were picked in this order,
-        with lower[j, t] <= |c_j - centers[t]|² for every existing center j. The state afterwards is the
-        one m single steps give. Returns {position: distance² when picked} for the picks this shard owns.
+        with lower[j, t] <= |c_j - centers[t]|² for every existing center j (only each row's minimum is
+        read, so a k×1 bound on the nearest new center, `CenterBounds.lower_nearest`, will do). The state
+        afterwards is the one m single steps give. Returns {position: distance² when picked} for the picks
+        this shard owns.
 
         A point can only get closer to a new center if that center is nearer than twice its distance to
         its own (triangle inequality); the survivors are screened against all new centers by one float32
