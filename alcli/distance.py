@@ -18,6 +18,14 @@ _BLOCK_BYTES = 8 << 20
 SCAN_BLOCK_BYTES = 4 << 20  # float64 scratch of one block of the exact scan (points × centers)
 
 
+def nonzero2(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.nonzero` of a 2-D mask (row, column indices, row-major order), ~6x faster: numpy's
+    2-D nonzero walks the array element by element, `flatnonzero` scans it as one vector."""
+    flat = np.flatnonzero(mask)
+    rows = flat // mask.shape[1]
+    return rows, flat - rows * mask.shape[1]
+
+
 def block_rows(d: int, itemsize: int = 8) -> int:
     """Rows per block so one block of float64 work stays near 8 MB."""
     return max(256, _BLOCK_BYTES // max(1, d * itemsize))
@@ -62,6 +70,15 @@ def expansion_tolerance(d: int, norm_a: np.ndarray, norm_b: np.ndarray | float, 
     unit = 2.0**-11 if gpu else _U32
     gamma = (d + 3) * unit / (1 - (d + 3) * unit)
     return 2.0 * gamma * (np.asarray(norm_a) + np.asarray(norm_b)) ** 2
+
+
+def up32(t: np.ndarray) -> np.ndarray:
+    """float64 values as the float32 values no smaller (rounded to nearest, then one step up where that
+    went down), for comparing float32 values against a float64 limit."""
+    r = np.asarray(t, np.float64).astype(np.float32)
+    down = r < t
+    r[down] = np.nextafter(r[down], np.float32(np.inf))
+    return r
 
 
 @lru_cache(maxsize=1)
@@ -178,7 +195,7 @@ def nearest_exact(
         d64 = dist.astype(np.float64)
         tol = expansion_tolerance(d, pn[:, None], cn[np.maximum(ids, 0)], gpu=gpu)
         upper = (d64 + tol).min(axis=1)
-        pi, pj = np.nonzero(d64 - tol <= upper[:, None])
+        pi, pj = nonzero2(d64 - tol <= upper[:, None])
         cj = ids[pi, pj]
         s_blk, n_blk = _group_min(pi, cj, sqdist_pairs(x, part[pi], u, cj), part.size)
         counts["pairs_measured"] += int(pi.size)
@@ -227,7 +244,7 @@ def _scan(x: np.ndarray, rows: np.ndarray, u: np.ndarray, cn: np.ndarray) -> tup
         found = []
         for c0 in range(0, u.shape[0], cb):
             d2, tol = _sweep(xb, pn, u[c0 : c0 + cb], cn[c0 : c0 + cb], gamma)
-            pi, cj = np.nonzero(d2 - tol <= upper[:, None])
+            pi, cj = nonzero2(d2 - tol <= upper[:, None])
             found.append((pi, cj + c0))
         pi, cj = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
         s[r0 : r0 + part.size], near[r0 : r0 + part.size] = _group_min(pi, cj, sqdist_pairs(x, part[pi], u, cj),

@@ -32,8 +32,8 @@ MIN_WORK = 1e10  # points × centers × d below this: FAISS' product takes well 
 PROBE_ROWS = 1024  # the first block is small: where pruning fails, little is lost before FAISS takes over
 GROUP_FACTOR = 2.0  # m ≈ GROUP_FACTOR·sqrt(k) groups, but at least MIN_GROUPS (when k/8 allows):
 MIN_GROUPS = 128  # fewer groups than the data's modes merge modes into wide balls that prune nothing
-_BLOCK_BYTES = 32 << 20  # scratch of one block's (points × groups) arrays (reused)
-_POINTS_BYTES = 8 << 20  # one block's points (float32), gathered
+_BLOCK_BYTES = 96 << 20  # scratch of one block's (points × groups) arrays (reused)
+_POINTS_BYTES = 32 << 20  # one block's points (float32), gathered
 _LLOYD_STEPS = 3
 
 
@@ -206,7 +206,7 @@ class _Search:
                 found.append(self._visit(xb, pn, pn2, by_group[heads[g] : heads[g + 1]], g, upper))
             may = self._prefilter(dots, pn, pn2, upper, work)
             may[np.arange(n), nearest] = False
-            mp, mg = np.nonzero(may)  # few: the pairs the ball test may pass
+            mp, mg = distance.nonzero2(may)  # few: the pairs the ball test may pass
             by = np.argsort(mg, kind="stable")
             mp, mg = mp[by], mg[by]
             cuts = np.searchsorted(mg, np.arange(self.q.shape[0] + 1))
@@ -249,7 +249,7 @@ class _Search:
         tol = distance.expansion_tolerance(self.d, pn[pts, None], self.cn[None, a:b])
         upper[pts] = np.minimum(upper[pts], (f + tol).min(axis=1))
         f -= tol
-        i, j = np.nonzero(f <= upper[pts, None])
+        i, j = distance.nonzero2(f <= upper[pts, None])
         self.group_visits += pts.size
         self.pair_visits += pts.size * (b - a)
         return pts[i], j + a, f[i, j]

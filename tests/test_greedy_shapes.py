@@ -151,6 +151,22 @@ def test_exact_scan_over_several_blocks(monkeypatch: pytest.MonkeyPatch) -> None
     assert counts["points_scanned"] > 0
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 40), st.integers(0, 40), st.floats(0.0, 1.0), st.integers(0, 2**32 - 1))
+def test_nonzero2_equals_numpys(rows: int, cols: int, density: float, seed: int) -> None:
+    mask = np.random.default_rng(seed).random((rows, cols)) < density
+    for got, want in zip(distance.nonzero2(mask), np.nonzero(mask), strict=True):
+        assert got.tolist() == want.tolist()
+    got = distance.nonzero2(mask.T)  # not C-contiguous: still row-major order
+    assert [a.tolist() for a in got] == [a.tolist() for a in np.nonzero(mask.T)]
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, min_value=-3e38, max_value=3e38), max_size=50))
+def test_up32_never_rounds_down(values: list[float]) -> None:
+    t = np.array(values, np.float64)
+    assert (distance.up32(t).astype(np.float64) >= t).all()
+
+
 def test_first_pick_tie_at_the_mean_equals_the_oracle() -> None:
     """Found by the busy soak (hypothesis): with no labelled set, rows 0 and 4 are at exactly the same real
     distance (5.88) from the candidates' mean, which float64 cannot hold; the oracle summed the squares in

@@ -196,64 +196,74 @@ class GreedyShard:
         if survivors.size and self.norms is None:
             self.norms = np.sqrt(distance.sqnorms_rows(self.x, self.rows))
         cn = np.sqrt(distance.sqnorms(centers))
+        screen = (centers * np.float32(-2.0), (cn * cn).astype(np.float32), float(cn.max()))  # exact ×-2
         step = max(64, (8 << 20) // (4 * centers.shape[1] + 40 * centers.shape[0]))  # ~8 MB of scratch a block
         dense = survivors.size > 0.25 * self.rows.size  # early passes: the triangle test prunes little
         kept = (dense or self.nloose > 0) and self._remember(centers, first_id)
         lazy = dense and kept
         for start in range(0, survivors.size, step):
-            self._fold(survivors[start : start + step], centers, cn, first_id, lazy)
+            self._fold(survivors[start : start + step], centers, screen, first_id, lazy)
         return scores
 
-    def _fold(self, idx: np.ndarray, centers: np.ndarray, cn: np.ndarray, first_id: int, lazy: bool) -> None:
-        """Points idx against every new center, in float32 (|x|²+|c|²-2x·c, as FAISS computes it) with one
-        rigorous bound per point, γ(|x|+max|c|)²; the pairs that could be a new nearest are measured.
-        lazy: a point whose best new center is certainly nearer than its own distance and than every other new
-        center just takes it, loose (bounds, no measurement). Laid out centers × points, so that the
-        per-point minima are elementwise over rows, not short reductions."""
+    def _fold(self, idx: np.ndarray, centers: np.ndarray, screen: tuple[np.ndarray, np.ndarray, float],
+              first_id: int, lazy: bool) -> None:
+        """Points idx against every new center, in float32 with one rigorous bound per point,
+        γ(|x|+max|c|)²; the pairs that could be a point's new nearest are measured exactly.
+
+        The product gives g = |c|²-2c·x (float32; screen = (-2·centers, |c|², max|c|)), and |x|² is added
+        per point in float64 — fl(g)+|x|² is within the same bound of |x-c|² as FAISS' |x|²+|c|²-2x·c.
+        One comparison with each point's best g plus twice its bound yields every pair that could matter;
+        a point with one such pair has a certain best new center.
+        lazy: a point whose best new center is certainly nearer than its own distance (and than every other
+        new center) just takes it, loose (bounds, no measurement). Laid out centers × points, so that the
+        per-point minima are elementwise over rows, not short reductions. Points whose rows span a run of x
+        at most a third longer are multiplied as that run (a view; the extra columns cost less than
+        gathering the rows)."""
+        c2, cn2, cmax = screen
         rows = self.rows[idx]
-        if rows[-1] - rows[0] == rows.size - 1:  # rows ascending and unique: a run is a view, not a copy
-            xb = np.asarray(self.x[rows[0] : rows[-1] + 1])
+        span = int(rows[-1] - rows[0]) + 1
+        if span * 3 <= rows.size * 4:  # rows ascending and unique: a run is a view, not a copy
+            xb = np.asarray(self.x[rows[0] : rows[0] + span])
+            at = None if span == rows.size else rows - rows[0]
         else:
-            xb = np.asarray(self.x[rows])
+            xb, at = np.asarray(self.x[rows]), None
+        g = c2 @ xb.T
+        if at is not None:
+            g = g[:, at]
+        g += cn2[:, None]
         pn = self.norms[idx]
-        fl = centers @ xb.T
-        fl *= np.float32(-2.0)
-        fl += (pn * pn).astype(np.float32)[None, :]
-        fl += (cn * cn).astype(np.float32)[:, None]
-        tol = distance.expansion_tolerance(centers.shape[1], pn, float(cn.max()))
-        self.screened += int(fl.size)
-        f1 = fl.min(axis=0).astype(np.float64)
+        pn2 = pn * pn
+        tol = distance.expansion_tolerance(centers.shape[1], pn, cmax)
+        self.screened += int(g.size)
+        g1 = g.min(axis=0).astype(np.float64)
+        f1 = g1 + pn2  # ≥ the best new center's |x-c|² - tol
+        tj, pi = distance.nonzero2(g <= distance.up32(g1 + 2 * tol)[None, :])  # every point's best among them
         if lazy:
-            keep = self._take_sure(idx, fl, f1, tol, first_id)
+            keep = self._take_sure(idx, tj, pi, f1, tol, first_id)
             if not keep.any():
                 return
-            if not keep.all():
-                idx, xb, fl, f1, tol = idx[keep], xb[keep], fl[:, keep], f1[keep], tol[keep]
-        lim = np.minimum(f1 + 2 * tol, self.s[idx] + tol)  # float64: a best, and an improvement
-        lim *= 1 + 2.0**-20  # covers rounding the limit to float32 (relative 2^-24) for the comparison
-        tj, pi = np.nonzero(fl <= lim.astype(np.float32)[None, :])
-        if pi.size:
-            self._measure(xb, idx, pi, tj, centers, first_id)
+            tj, pi = tj[keep[pi]], pi[keep[pi]]
+        lim = distance.up32(np.minimum(g1 + 2 * tol, self.s[idx] + tol - pn2))  # a best, and an improvement
+        near = g[tj, pi] <= lim[pi]
+        if near.any():
+            pi, tj = pi[near], tj[near]
+            self._measure(xb, idx, pi, pi if at is None else at[pi], tj, centers, first_id)
 
-    def _take_sure(self, idx: np.ndarray, fl: np.ndarray, f1: np.ndarray, tol: np.ndarray, first_id: int) -> np.ndarray:
+    def _take_sure(self, idx: np.ndarray, tj: np.ndarray, pi: np.ndarray, f1: np.ndarray, tol: np.ndarray,
+                   first_id: int) -> np.ndarray:
         """Points whose best new center is nearer than their own distance and than every other new center by
-        more than the error bounds become loose at it. fl: centers × points, f1 its column minima. Returns
-        a mask of the points that still could get closer (to fold exactly)."""
-        j = np.argmin(fl, axis=0)
-        cols = np.arange(fl.shape[1])
-        if fl.shape[0] > 1:
-            best = fl[j, cols]
-            fl[j, cols] = np.inf  # the runner-up: the minimum without the best (put back below)
-            f2 = fl.min(axis=0).astype(np.float64)
-            fl[j, cols] = best
-        else:
-            f2 = np.full(fl.shape[1], np.inf)
+        more than the error bounds become loose at it. (tj, pi): the pairs within each point's best plus
+        twice its bound (a point with one such pair has no runner-up within that); f1: each point's best
+        less its bound. Returns a mask of the points that still could get closer (to fold exactly)."""
+        count = np.bincount(pi, minlength=idx.size)
+        j = np.empty(idx.size, np.int64)
+        j[pi] = tj  # a point's only pair where count is 1
         if self.loose is None:
             self.loose = np.zeros(self.s.size, bool)
             self.lo = np.zeros(self.s.size)
         own_lo = np.where(self.loose[idx], self.lo[idx], self.s[idx])
         hi = f1 + tol
-        sure = (hi < own_lo) & (hi < f2 - tol)
+        sure = (count == 1) & (hi < own_lo)
         at = idx[sure]
         if at.size:
             self.nloose += int(at.size - np.count_nonzero(self.loose[at]))
@@ -265,11 +275,12 @@ class GreedyShard:
             self.thr[at] = 4.0 * hi[sure] * (1 + 1e-9)
         return ~sure & (f1 - tol < self.s[idx])
 
-    def _measure(self, xb: np.ndarray, idx: np.ndarray, pi: np.ndarray, tj: np.ndarray, centers: np.ndarray,
-                 first_id: int) -> None:
-        """Exact float64 distances of the pairs (xb[pi], centers[tj]); fold in those that lower a distance."""
+    def _measure(self, xb: np.ndarray, idx: np.ndarray, pi: np.ndarray, xi: np.ndarray, tj: np.ndarray,
+                 centers: np.ndarray, first_id: int) -> None:
+        """Exact float64 distances of the pairs (point idx[pi] = xb[xi], centers[tj]); fold in those that
+        lower a distance."""
         self.settle(idx[pi])  # an improvement is decided against the exact distance
-        d2 = distance.sqdist_pairs(xb, pi, centers, tj)
+        d2 = distance.sqdist_pairs(xb, xi, centers, tj)
         self.measured += int(pi.size)
         better = d2 < self.s[idx[pi]]
         pi, tj, d2 = pi[better], tj[better], d2[better]
