@@ -217,7 +217,7 @@ def kcenter_greedy(
             tc = time.perf_counter()
             for shard in shards:
                 if batched:
-                    shard.apply(new_pos, new_vecs, center_id, lower)
+                    shard.apply(new_pos, new_vecs, center_id, lower, scores=False)
                 else:
                     shard.add_center(new_vecs[0].astype(np.float64), center_id, lower[:, 0])
             td = time.perf_counter()

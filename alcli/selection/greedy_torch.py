@@ -80,25 +80,27 @@ class TorchGreedyShard(GreedyShard):
         bound = float(sv[rest[0]]) if rest.size else -1.0
         return sv[order[:k]], self.positions[top], np.asarray(self.x[self.rows[top]], np.float32), bound
 
-    def apply(self, positions: np.ndarray, centers: np.ndarray, first_id: int, lower: np.ndarray) -> dict[int, float]:
+    def apply(self, positions: np.ndarray, centers: np.ndarray, first_id: int, lower: np.ndarray,
+              scores: bool = True) -> dict[int, float]:
         """`GreedyShard.apply` on the device: the same triangle test, float32 screen (TF32 off) with the
         same rigorous bound, and exact float64 measurement of the pairs that could lower a distance."""
         import torch
 
         t = self._t
-        scores: dict[int, float] = {}
+        picked: dict[int, float] = {}
         for j, pos in enumerate(positions.tolist()):
             i = int(np.searchsorted(self.positions, pos))
             if i < self.positions.size and self.positions[i] == pos:
-                value = float(t["s"][i])
-                if j:
-                    earlier = distance.sqdist_exact(centers[:j], self.x[self.rows[i]].astype(np.float64))
-                    value = min(value, float(earlier.min()))
-                scores[int(pos)] = value
+                if scores:
+                    value = float(t["s"][i])
+                    if j:
+                        earlier = distance.sqdist_exact(centers[:j], self.x[self.rows[i]].astype(np.float64))
+                        value = min(value, float(earlier.min()))
+                    picked[int(pos)] = value
                 t["s"][i] = -1.0
                 t["thr"][i] = -np.inf
         if self.rows.size == 0 or lower.shape[0] == 0:
-            return scores
+            return picked
         dev = t["s"].device
         low = torch.from_numpy(np.ascontiguousarray(lower)).to(dev)
         idx = torch.nonzero(t["thr"] > low.min(dim=1).values[t["assign"]]).squeeze(1)
@@ -112,7 +114,7 @@ class TorchGreedyShard(GreedyShard):
                 self._fold_t(idx[start : start + step], c32, cn, first_id, low)
         finally:
             torch.backends.cuda.matmul.allow_tf32 = tf32
-        return scores
+        return picked
 
     def _fold_t(self, ib, c32, cn, first_id: int, low) -> None:
         import torch

@@ -166,32 +166,37 @@ class GreedyShard:
         self.ckept += m
         return True
 
-    def apply(self, positions: np.ndarray, centers: np.ndarray, first_id: int, lower: np.ndarray) -> dict[int, float]:
+    def apply(self, positions: np.ndarray, centers: np.ndarray, first_id: int, lower: np.ndarray,
+              scores: bool = True) -> dict[int, float]:
         """Fold in new centers (m×d float32, ids first_id, first_id+1, ...) that were picked in this order,
         with lower[j, t] <= |c_j - centers[t]|² for every existing center j (only each row's minimum is
         read, so a k×1 bound on the nearest new center, `CenterBounds.lower_nearest`, will do). The state
         afterwards is the one m single steps give. Returns {position: distance² when picked} for the picks
-        this shard owns.
+        this shard owns (empty when not `scores`: a driver that planned the picks knows them).
 
         A point can only get closer to a new center if that center is nearer than twice its distance to
         its own (triangle inequality); the survivors are screened against all new centers by one float32
         product with a rigorous error bound, and only pairs that could lower a distance are measured
         exactly in float64."""
-        scores: dict[int, float] = {}
-        if self.nloose and positions.size:
+        picked: dict[int, float] = {}
+        if self.nloose and positions.size and scores:
             self.settle(np.clip(np.searchsorted(self.positions, positions), 0, max(self.positions.size - 1, 0)))
         for t, pos in enumerate(positions.tolist()):
             i = int(np.searchsorted(self.positions, pos))
             if i < self.positions.size and self.positions[i] == pos:
-                value = float(self.s[i])
-                if t:  # the earlier picks of this batch, exactly as single steps would have folded them
-                    earlier = distance.sqdist_exact(centers[:t], self.x[self.rows[i]].astype(np.float64))
-                    value = min(value, float(earlier.min()))
-                scores[int(pos)] = value
+                if scores:
+                    value = float(self.s[i])
+                    if t:  # the earlier picks of this batch, exactly as single steps would have folded them
+                        earlier = distance.sqdist_exact(centers[:t], self.x[self.rows[i]].astype(np.float64))
+                        value = min(value, float(earlier.min()))
+                    picked[int(pos)] = value
+                if self.loose is not None and self.loose[i]:
+                    self.loose[i] = False
+                    self.nloose -= 1
                 self.s[i] = -1.0
                 self.thr[i] = -np.inf
         if self.rows.size == 0 or lower.shape[0] == 0:
-            return scores
+            return picked
         survivors = np.flatnonzero(self.thr > lower.min(axis=1)[self.assign])
         if survivors.size and self.norms is None:
             self.norms = np.sqrt(distance.sqnorms_rows(self.x, self.rows))
@@ -203,7 +208,7 @@ class GreedyShard:
         lazy = dense and kept
         for start in range(0, survivors.size, step):
             self._fold(survivors[start : start + step], centers, screen, first_id, lazy)
-        return scores
+        return picked
 
     def _fold(self, idx: np.ndarray, centers: np.ndarray, screen: tuple[np.ndarray, np.ndarray, float],
               first_id: int, lazy: bool) -> None:
