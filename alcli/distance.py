@@ -37,8 +37,7 @@ def sqdist_exact(points: np.ndarray, center: np.ndarray) -> np.ndarray:
     out = np.empty(points.shape[0], np.float64)
     step = block_rows(points.shape[1])
     for start in range(0, points.shape[0], step):
-        diff = points[start : start + step].astype(np.float64)
-        diff -= center
+        diff = np.subtract(points[start : start + step], center, dtype=np.float64)  # float32 widens exactly
         np.einsum("ij,ij->i", diff, diff, out=out[start : start + step])
     return out
 
@@ -105,8 +104,7 @@ def sqdist_pairs(x: np.ndarray, rows: np.ndarray, centers: np.ndarray, assign: n
     out = np.empty(rows.shape[0], np.float64)
     step = block_rows(x.shape[1])
     for start in range(0, rows.shape[0], step):
-        diff = x[rows[start : start + step]].astype(np.float64)
-        diff -= centers[assign[start : start + step]]
+        diff = np.subtract(x[rows[start : start + step]], centers[assign[start : start + step]], dtype=np.float64)
         np.einsum("ij,ij->i", diff, diff, out=out[start : start + step])
     return out
 
