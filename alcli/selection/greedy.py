@@ -11,7 +11,7 @@ Speed comes from skipping work that bounds prove useless, and from taking severa
   reduce (largest, lowest position) and each next one only while it provably stays the farthest after
   folding in the picks before it (the Dask driver's round-trip trick, the same function). On clustered
   data one pass proves ~100-120 of the 128 reported (`top_k`), so the per-pass costs below are paid ~100× less
-  often (64 reported: half the picks a pass, and measured 1.1-1.2× slower at the paper's scale and at 10⁶).
+  often (64 reported: half the picks a pass, and measured 1.1× slower at the paper's scale and at bench/scale.py).
 - Triangle test: every point keeps its nearest center a(i) and the exact squared distance s_i. A new
   center c at D = |c_a(i) - c| can only get closer when D² < 4·s_i; D² to every existing center and
   every new center of the pass comes from one float32 matrix product over the centers, lowered by a
