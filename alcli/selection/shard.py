@@ -259,7 +259,8 @@ class GreedyShard:
         """Points whose best new center is nearer than their own distance and than every other new center by
         more than the error bounds become loose at it. (tj, pi): the pairs within each point's best plus
         twice its bound (a point with one such pair has no runner-up within that); f1: each point's best
-        less its bound. Returns a mask of the points that still could get closer (to fold exactly)."""
+        new center's computed distance² (within tol of the exact one). Returns a mask of the points that
+        still could get closer (to fold exactly)."""
         count = np.bincount(pi, minlength=idx.size)
         j = np.empty(idx.size, np.int64)
         j[pi] = tj  # a point's only pair where count is 1
