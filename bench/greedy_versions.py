@@ -2,12 +2,15 @@
 
 Prints one JSON object (seconds per phase, the profile, float64 pairs measured, a sha256 of the picks and
 of their scores' bits) and optionally saves the picks. Whatever `alcli` is on PYTHONPATH runs, so the same
-script times an older commit (a `git worktree`) against this one, paired, with farm-bench:
+script times an older commit (a `git worktree`) against this one, paired: run them in turn, old new old
+new ..., and take the median of the pair ratios (pairing keeps a ratio meaningful on a busy box, where
+bare seconds drift; `-P` keeps the checkout's own alcli off the path):
 
     git worktree add ../alcli-old <commit>
-    farm-bench -n 3 --timeout 1200 \\
-      --vs "env PYTHONPATH=../alcli-old .venv/bin/python bench/greedy_versions.py scale" \\
-      -- env PYTHONPATH=. .venv/bin/python bench/greedy_versions.py scale
+    for i in 1 2 3; do
+      PYTHONPATH=../alcli-old .venv/bin/python -P bench/greedy_versions.py scale
+      PYTHONPATH=. .venv/bin/python -P bench/greedy_versions.py scale
+    done
 
 Cases: paper and outliers (bench/kcenter.py's presets), million (its preset), scale (bench/scale.py's pool
 of 10⁶ × 128, blobs per 65,536-row block, no labelled set, b = 1,000). Data generation is in the process
