@@ -111,7 +111,9 @@ def nearest_grouped(
     cn = np.sqrt(distance.sqnorms(ug))
     search = _Search(ug, cn, cut, q, radius)
     d = u.shape[1]
-    block = _block or int(np.clip(min(_BLOCK_BYTES // (12 * q.shape[0]), _POINTS_BYTES // (4 * d)), 2048, 1 << 16))
+    # an eighth of the points at most: on a small pool the scratch stays small beside the features (peak ≤ 2×)
+    block = _block or int(np.clip(min(_BLOCK_BYTES // (12 * q.shape[0]), _POINTS_BYTES // (4 * d), rows.size // 8),
+                                  2048, 1 << 16))
     s = np.empty(rows.size, np.float64)
     near = np.empty(rows.size, np.int64)
     norms = np.empty(rows.size, np.float64)
