@@ -108,7 +108,7 @@ def test_several_picks_a_pass_equal_one_a_pass(style: str) -> None:
     x = shaped(style, 3000, 16, rng)
     for labeled in (np.arange(0, 3000, 40), np.zeros(0, np.int64)):
         cand = np.setdiff1d(np.arange(3000), labeled)
-        one = kcenter_greedy(x, labeled, cand, 150, top_k=1)
+        one = kcenter_greedy(x, labeled, cand, 150, top_k=1, dense_top_k=1)
         many = kcenter_greedy(x, labeled, cand, 150)
         assert many.picks.tolist() == one.picks.tolist()
         np.testing.assert_allclose(many.scores, one.scores, rtol=1e-12)
@@ -125,7 +125,7 @@ def test_loose_points_keep_the_bruteforce_picks(style: str) -> None:
     rng = np.random.default_rng(11)
     x = shaped(style, 1500, 8, rng)
     cand = np.arange(1500)
-    got = kcenter_greedy(x, np.zeros(0, np.int64), cand, 120)
+    got = kcenter_greedy(x, np.zeros(0, np.int64), cand, 120, dense_top_k=128)  # 8192 would plan it all at once
     picks, _, after = kcenter_greedy_bruteforce(x, np.zeros(0, np.int64), cand, 120)
     assert got.picks.tolist() == [int(p) for p in picks]
     assert got.radius_after == pytest.approx(after, rel=1e-12, abs=1e-12)

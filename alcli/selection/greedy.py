@@ -12,6 +12,10 @@ Speed comes from skipping work that bounds prove useless, and from taking severa
   folding in the picks before it (the Dask driver's round-trip trick, the same function). On clustered
   data one pass proves ~100-120 of the 128 reported (`top_k`), so the per-pass costs below are paid ~100× less
   often (64 reported: half the picks a pass, and measured 1.1× slower at the paper's scale and at bench/scale.py).
+  After a dense fold (most points met: no or few labelled centers, a pass costs O(n)) the shards report
+  `dense_top_k` rivals in all: more of the far regions, more picks proven per costly pass (bench/scale.py:
+  35 passes → 21, the greedy 0.7× the time). Each pick is folded into the rivals by a float32 product with
+  the rigorous bound below, exact float64 only for the rivals it could lower (`_fold_pick`).
 - Triangle test: every point keeps its nearest center a(i) and the exact squared distance s_i. A new
   center c at D = |c_a(i) - c| can only get closer when D² < 4·s_i; D² to every existing center and
   every new center of the pass comes from one float32 matrix product over the centers, lowered by a
@@ -102,7 +106,7 @@ MARGIN = 1e-9  # relative: a pick after the first of a batch needs this lead ove
 def plan(vals: np.ndarray, pos: np.ndarray, vecs: np.ndarray, bound: float, room: int) -> tuple[np.ndarray, np.ndarray]:
     """Which of the reported farthest points are the greedy's next picks, and their distances² when picked.
 
-    vals/pos/vecs: the farthest points of every shard (squared distance, position, vector); bound: no
+    vals/pos/vecs: the farthest points of every shard (squared distance, position, float32 vector); bound: no
     unreported point is farther. The first pick is the exact reduce (largest, then lowest position); each
     further one only if, after folding in the picks so far (exact float64 distances), it beats every other
     reported point and the bound by a relative margin far above rounding — so the picks are the ones
@@ -114,21 +118,21 @@ def plan(vals: np.ndarray, pos: np.ndarray, vecs: np.ndarray, bound: float, room
     chosen, values = [first], [float(vals[first])]
     # Only points above the bound can ever be picked (values only fall), and one at or below it can never be
     # the runner-up that blocks a pick (a pick must beat the bound by the margin anyway): drop them, so each
-    # step folds the new pick into the live rivals only.
-    # A dropped rival keeps its row with value -1 (folding never raises it); the rows are compacted only when
-    # most are dropped, so a step costs one exact fold over the rows, not a copy of them too.
+    # step folds the new pick into the live rivals only (`_fold_pick`: a float32 product, exact float64 only
+    # for the rivals it could lower). A dropped rival keeps its row with value -1 (folding never raises it);
+    # the rows are compacted only when most are dropped.
     vals[first] = -1.0
     live = np.flatnonzero(vals > bound)
-    lv, lvec = vals[live], np.asarray(vecs[live], np.float64)
+    lv, lvec = vals[live], np.ascontiguousarray(vecs[live], np.float32)
+    ln = np.sqrt(distance.sqnorms(lvec))
     while len(chosen) < room and live.size:
-        i = chosen[-1]
-        np.minimum(lv, distance.sqdist_exact(lvec, np.asarray(vecs[i], np.float64)), out=lv)
+        _fold_pick(lv, lvec, ln, np.asarray(vecs[chosen[-1]], np.float32))
         keep = lv > bound
         alive = int(np.count_nonzero(keep))
         if alive == 0:
             break
         if 2 * alive < live.size:
-            live, lv, lvec = live[keep], lv[keep], lvec[keep]
+            live, lv, lvec, ln = live[keep], lv[keep], lvec[keep], ln[keep]
         else:
             lv[~keep] = -1.0
         order = np.argsort(-lv, kind="stable")[:2]
@@ -140,6 +144,20 @@ def plan(vals: np.ndarray, pos: np.ndarray, vecs: np.ndarray, bound: float, room
         values.append(float(v1))
         lv[order[0]] = -1.0  # picked: the next fold drops it
     return np.asarray(chosen, np.int64), np.asarray(values)
+
+
+def _fold_pick(lv: np.ndarray, lvec: np.ndarray, ln: np.ndarray, v: np.ndarray) -> None:
+    """lv[r] = min(lv[r], |lvec[r] - v|²) exactly: a float32 product with the rigorous bound skips the rivals
+    the pick cannot lower; the rest are measured in float64. ln: |lvec[r]| (float64)."""
+    vn = float(np.sqrt(distance.sqnorms(v[None, :])[0]))
+    fl = lvec @ v
+    fl *= np.float32(-2.0)
+    fl += np.float32(vn * vn)
+    fl += (ln * ln).astype(np.float32)
+    low = fl.astype(np.float64) - distance.expansion_tolerance(v.size, ln, vn)
+    near = np.flatnonzero(low < lv)
+    if near.size:
+        lv[near] = np.minimum(lv[near], distance.sqdist_exact(lvec[near], v.astype(np.float64)))
 
 
 def rows_mean(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -164,6 +182,7 @@ def kcenter_greedy(
     shards: Sequence[GreedyShard] | None = None,
     blas_threads: int = 1,
     top_k: int = 128,
+    dense_top_k: int = 8192,
     _start: str | None = None,
 ) -> GreedyResult:
     """Pick `budget` of `candidates` (sorted positions into x) greedily given centers x[labeled].
@@ -198,11 +217,13 @@ def kcenter_greedy(
     t1 = time.perf_counter()
     prof = {"passes": 0, "bounds_s": 0.0, "fold_s": 0.0, "argmax_s": 0.0}
     batched = all(getattr(shard, "batched", False) for shard in shards)
+    wide = max(top_k, dense_top_k // max(len(shards), 1))  # rivals a shard reports after a dense fold
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         while len(picks) < budget:
             ta = time.perf_counter()
             if batched:
-                tops = [shard.top(top_k) for shard in shards]
+                k = wide if any(getattr(shard, "dense", False) for shard in shards) else top_k
+                tops = [shard.top(k) for shard in shards]
                 vals = np.concatenate([t[0] for t in tops])
                 pos = np.concatenate([t[1] for t in tops])
                 vecs = np.concatenate([t[2] for t in tops])

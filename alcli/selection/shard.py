@@ -47,6 +47,7 @@ class GreedyShard:
         self.cbase = 0
         self.ckept = 0
 
+    dense = False  # the last fold met most points (early passes): a driver then reports more rivals a pass
     start_method = "auto"  # "grouped" (ball-pruned search), "faiss" (distance.nearest_exact) or "auto"
 
     def start(self, centers: np.ndarray, gpu: bool = False, neighbours: int = 8, loose: bool = False) -> None:
@@ -77,6 +78,7 @@ class GreedyShard:
     def start_single(self, center: np.ndarray) -> None:
         """All points measured against one first center (id 0)."""
         self.s = distance.sqdist_rows(self.x, self.rows, center)
+        self.dense = True  # one center: the first folds meet most points
         self.assign[:] = 0
         self.thr = 4.0 * self.s * (1 + 1e-9)
         self.measured += self.rows.size
@@ -204,6 +206,7 @@ class GreedyShard:
         screen = (centers * np.float32(-2.0), (cn * cn).astype(np.float32), float(cn.max()))  # exact ×-2
         step = max(64, (8 << 20) // (4 * centers.shape[1] + 40 * centers.shape[0]))  # ~8 MB of scratch a block
         dense = survivors.size > 0.25 * self.rows.size  # early passes: the triangle test prunes little
+        self.dense = dense
         kept = (dense or self.nloose > 0) and self._remember(centers, first_id)
         lazy = dense and kept
         for start in range(0, survivors.size, step):
