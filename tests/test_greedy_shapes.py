@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from oracles import kcenter_greedy_bruteforce, pairwise_sq
 
 from alcli import distance
-from alcli.selection.greedy import kcenter_greedy
+from alcli.selection.greedy import kcenter_greedy, plan
 
 STYLES = ["outliers", "uneven", "duplicates", "identical", "zeros"]
 
@@ -116,6 +116,31 @@ def test_several_picks_a_pass_equal_one_a_pass(style: str) -> None:
         assert one.profile["picks_per_pass"] == 1.0
         if style != "duplicates":
             assert many.profile["picks_per_pass"] > 3
+
+
+@pytest.mark.parametrize("style", ["outliers", "uneven"])
+def test_plan_is_the_greedy_on_its_rivals_and_stops_at_its_work(style: str) -> None:
+    """plan's picks are single greedy steps over the rivals (exact float64 folds behind its float32 screen),
+    while they beat the bound; a work limit cuts that sequence short, never changes it."""
+    rng = np.random.default_rng(5)
+    vecs = shaped(style, 400, 24, rng).astype(np.float32)
+    vals = rng.uniform(50.0, 100.0, 400)
+    pos = np.arange(400) * 3
+    bound = 60.0
+    chosen, values = plan(vals, pos, vecs, bound, 400)
+    cur = vals.copy()
+    sq = pairwise_sq(vecs.astype(np.float64), vecs.astype(np.float64))
+    for t, i in enumerate(chosen.tolist()):  # brute force: the largest current value, clear of the rest
+        assert values[t] == pytest.approx(cur[i], rel=1e-12) and i == int(np.argmax(cur))
+        cur = np.minimum(cur, sq[i])
+        cur[chosen[: t + 1]] = -1.0
+    assert chosen.size > 5
+    sizes = []
+    for work in (1, 300, 450, 600):
+        cut, _ = plan(vals, pos, vecs, bound, 400, work=work)
+        assert cut.tolist() == chosen[: cut.size].tolist()
+        sizes.append(cut.size)
+    assert sizes[0] == 2 and sizes == sorted(sizes) and sizes[-1] < chosen.size
 
 
 @pytest.mark.parametrize("style", ["outliers", "uneven", "duplicates", "zeros"])

@@ -103,14 +103,16 @@ class CenterBounds:
 MARGIN = 1e-9  # relative: a pick after the first of a batch needs this lead over every rival
 
 
-def plan(vals: np.ndarray, pos: np.ndarray, vecs: np.ndarray, bound: float, room: int) -> tuple[np.ndarray, np.ndarray]:
+def plan(vals: np.ndarray, pos: np.ndarray, vecs: np.ndarray, bound: float, room: int,
+         work: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
     """Which of the reported farthest points are the greedy's next picks, and their distances² when picked.
 
     vals/pos/vecs: the farthest points of every shard (squared distance, position, float32 vector); bound: no
     unreported point is farther. The first pick is the exact reduce (largest, then lowest position); each
     further one only if, after folding in the picks so far (exact float64 distances), it beats every other
     reported point and the bound by a relative margin far above rounding — so the picks are the ones
-    single steps make, several per pass over the points."""
+    single steps make, several per pass over the points. work: stop once the picks have been folded into this
+    many rivals in all (a pass over that many points would cost about as much as the plan so far)."""
     if pos.size == 0 or room <= 0:
         return np.zeros(0, np.int64), np.zeros(0)
     vals = vals.astype(np.float64)
@@ -125,8 +127,10 @@ def plan(vals: np.ndarray, pos: np.ndarray, vecs: np.ndarray, bound: float, room
     live = np.flatnonzero(vals > bound)
     lv, lvec = vals[live], np.ascontiguousarray(vecs[live], np.float32)
     ln = np.sqrt(distance.sqnorms(lvec))
-    while len(chosen) < room and live.size:
+    spent = 0
+    while len(chosen) < room and live.size and spent < work:
         _fold_pick(lv, lvec, ln, np.asarray(vecs[chosen[-1]], np.float32))
+        spent += live.size
         keep = lv > bound
         alive = int(np.count_nonzero(keep))
         if alive == 0:
@@ -218,16 +222,17 @@ def kcenter_greedy(
     prof = {"passes": 0, "bounds_s": 0.0, "fold_s": 0.0, "argmax_s": 0.0}
     batched = all(getattr(shard, "batched", False) for shard in shards)
     wide = max(top_k, dense_top_k // max(len(shards), 1))  # rivals a shard reports after a dense fold
+    points = max(candidates.size, top_k * top_k)  # a plan folding picks into more rivals than this costs a pass
+    k = wide if any(getattr(shard, "dense", False) for shard in shards) else top_k
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         while len(picks) < budget:
             ta = time.perf_counter()
             if batched:
-                k = wide if any(getattr(shard, "dense", False) for shard in shards) else top_k
                 tops = [shard.top(k) for shard in shards]
                 vals = np.concatenate([t[0] for t in tops])
                 pos = np.concatenate([t[1] for t in tops])
                 vecs = np.concatenate([t[2] for t in tops])
-                chosen, values = plan(vals, pos, vecs, max(t[3] for t in tops), budget - len(picks))
+                chosen, values = plan(vals, pos, vecs, max(t[3] for t in tops), budget - len(picks), points)
                 if chosen.size == 0:
                     break
                 new_pos, new_vecs = pos[chosen], vecs[chosen]
@@ -248,6 +253,8 @@ def kcenter_greedy(
                     shard.apply(new_pos, new_vecs, center_id, lower, scores=False)
                 else:
                     shard.add_center(new_vecs[0].astype(np.float64), center_id, lower[:, 0])
+            if batched:  # a dense fold (most points met) that proved few of the rivals: report more next pass
+                k = wide if any(getattr(shard, "dense", False) for shard in shards) and 2 * chosen.size < k else top_k
             td = time.perf_counter()
             picks.extend(new_pos.tolist())
             scores.extend(np.sqrt(values).tolist())
