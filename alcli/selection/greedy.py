@@ -126,40 +126,45 @@ def plan(vals: np.ndarray, pos: np.ndarray, vecs: np.ndarray, bound: float, room
     # the rows are compacted only when most are dropped.
     vals[first] = -1.0
     live = np.flatnonzero(vals > bound)
-    lv, lvec = vals[live], np.ascontiguousarray(vecs[live], np.float32)
-    ln = np.sqrt(distance.sqnorms(lvec))
+    vn = np.sqrt(distance.sqnorms(vecs))
+    lv, lvec, ln = vals[live], np.ascontiguousarray(vecs[live], np.float32), vn[live]
+    ln2 = (ln * ln).astype(np.float32)
     spent = 0
     while len(chosen) < room and live.size and spent < work:
-        _fold_pick(lv, lvec, ln, np.asarray(vecs[chosen[-1]], np.float32))
+        i = chosen[-1]
+        _fold_pick(lv, lvec, ln, ln2, np.asarray(vecs[i], np.float32), float(vn[i]))
         spent += live.size
         keep = lv > bound
         alive = int(np.count_nonzero(keep))
         if alive == 0:
             break
         if 2 * alive < live.size:
-            live, lv, lvec, ln = live[keep], lv[keep], lvec[keep], ln[keep]
+            live, lv, lvec, ln, ln2 = live[keep], lv[keep], lvec[keep], ln[keep], ln2[keep]
         else:
             lv[~keep] = -1.0
-        order = np.argsort(-lv, kind="stable")[:2]
-        v1 = lv[order[0]]
-        v2 = lv[order[1]] if order.size > 1 else -np.inf
+        j1 = int(np.argmax(lv))  # the largest, the lowest index among equals (as a stable sort's first)
+        v1 = lv[j1]
+        lv[j1] = -np.inf
+        v2 = lv.max() if lv.size > 1 else -np.inf
+        lv[j1] = v1
         if not (v1 > bound * (1 + MARGIN) and v1 > v2 * (1 + MARGIN)):
             break
-        chosen.append(int(live[order[0]]))
+        chosen.append(int(live[j1]))
         values.append(float(v1))
-        lv[order[0]] = -1.0  # picked: the next fold drops it
+        lv[j1] = -1.0  # picked: the next fold drops it
     return np.asarray(chosen, np.int64), np.asarray(values)
 
 
-def _fold_pick(lv: np.ndarray, lvec: np.ndarray, ln: np.ndarray, v: np.ndarray) -> None:
+def _fold_pick(lv: np.ndarray, lvec: np.ndarray, ln: np.ndarray, ln2: np.ndarray, v: np.ndarray, vn: float) -> None:
     """lv[r] = min(lv[r], |lvec[r] - v|²) exactly: a float32 product with the rigorous bound skips the rivals
-    the pick cannot lower; the rest are measured in float64. ln: |lvec[r]| (float64)."""
-    vn = float(np.sqrt(distance.sqnorms(v[None, :])[0]))
+    the pick cannot lower; the rest are measured in float64. ln: |lvec[r]| (float64), ln2: ln² in float32,
+    vn: |v|."""
     fl = lvec @ v
     fl *= np.float32(-2.0)
+    fl += ln2
     fl += np.float32(vn * vn)
-    fl += (ln * ln).astype(np.float32)
-    low = fl.astype(np.float64) - distance.expansion_tolerance(v.size, ln, vn)
+    low = fl.astype(np.float64)
+    low -= distance.expansion_tolerance(v.size, ln, vn)
     near = np.flatnonzero(low < lv)
     if near.size:
         lv[near] = np.minimum(lv[near], distance.sqdist_exact(lvec[near], v.astype(np.float64)))
