@@ -71,15 +71,16 @@ def center_groups(u: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def _group_sums(u: np.ndarray, label: np.ndarray, g: int) -> np.ndarray:
-    """float64 sum of the rows of u in each of g groups, rows gathered block by block in group order."""
-    order = np.argsort(label, kind="stable")
-    sorted_label = label[order]
+    """Sum of the rows of u in each of g groups, as a one-hot float32 product block by block (the same
+    work as one Lloyd step's assignment; numpy's reduceat over gathered float64 rows cost 3x more). The
+    sums only place the groups' means: the radii are measured exactly afterwards."""
     sums = np.zeros((g, u.shape[1]), np.float64)
-    step = distance.block_rows(u.shape[1])
-    for s in range(0, order.size, step):
-        lab = sorted_label[s : s + step]
-        heads = np.r_[0, np.flatnonzero(np.diff(lab)) + 1]
-        sums[lab[heads]] += np.add.reduceat(u[order[s : s + step]].astype(np.float64), heads, axis=0)
+    step = distance.block_rows(max(u.shape[1], g))
+    for s in range(0, label.size, step):
+        lab = label[s : s + step]
+        onehot = np.zeros((g, lab.size), np.float32)
+        onehot[lab, np.arange(lab.size)] = 1.0
+        sums += onehot @ np.asarray(u[s : s + step], np.float32)
     return sums
 
 
