@@ -33,7 +33,7 @@ from alcli import distance
 from alcli.cluster import SOURCE, connect, short, workers
 from alcli.errors import AlcliError
 from alcli.selection.base import Problem, Result
-from alcli.selection.greedy import CenterBounds, farthest_from_mean, kcenter_greedy, plan
+from alcli.selection.greedy import WIDE_BYTES, CenterBounds, farthest_from_mean, kcenter_greedy, plan
 from alcli.selection.shard import GreedyShard
 
 MODES = ("exact", "two-round")
@@ -41,7 +41,7 @@ CALL_TIMEOUT = 3600.0
 TOP_K = 64  # farthest points each shard reports per round trip (the driver may pick several from them)
 
 # (squared distances, positions, vectors, bound on the rest, {position: score} of the picks applied, seconds)
-Top = tuple[np.ndarray, np.ndarray, np.ndarray, float, dict[int, float], float]
+Top = tuple[np.ndarray, np.ndarray, np.ndarray, float, dict[int, float], float, bool]  # ..., seconds, dense
 
 
 def _heap_for_temporaries() -> None:
@@ -83,7 +83,7 @@ class ShardActor:
         """The k farthest points (by squared distance, then lowest position), their vectors, and the
         (k+1)-th distance: no point left out is farther than that bound."""
         vals, pos, vecs, bound = self.shard.top(k)
-        return vals, pos, vecs, bound, scores, time.perf_counter() - t0
+        return vals, pos, vecs, bound, scores, time.perf_counter() - t0, bool(self.shard.dense)
 
     def farthest_from(self, mean: np.ndarray) -> tuple[float, int]:
         if self.rows.size == 0:
@@ -239,20 +239,26 @@ class _Pool:
         self.pos = np.concatenate([a[1] for a in answers]).astype(np.int64)
         self.vecs = np.concatenate([a[2] for a in answers]).astype(np.float32)
         self.bound = max(a[3] for a in answers)
+        self.dense = any(a[6] for a in answers)  # the fold before these answers met most points
 
     def top_value(self) -> float:
         return float(self.vals.max(initial=-1.0))
 
-    def plan(self, room: int) -> np.ndarray:
-        return plan(self.vals, self.pos, self.vecs, self.bound, room)[0]
+    def plan(self, room: int, work: float) -> np.ndarray:
+        return plan(self.vals, self.pos, self.vecs, self.bound, room, work)[0]
 
 
 def kcenter_exact(client: Any, x: Any, labeled: np.ndarray, candidates: np.ndarray, budget: int,
                   on_round_trip: Callable[[int], None] | None = None, top_k: int = TOP_K,
-                  ) -> tuple[np.ndarray, np.ndarray, float | None, float, dict[str, Any]]:
-    """Exact distributed k-Center-Greedy. Returns (picks, scores, radius_before, radius_after, report)."""
+                  dense_top_k: int = 8192) -> tuple[np.ndarray, np.ndarray, float | None, float, dict[str, Any]]:
+    """Exact distributed k-Center-Greedy. Returns (picks, scores, radius_before, radius_after, report).
+
+    As `kcenter_greedy`: after a dense fold that proved fewer picks than half the rivals, the shards report
+    `dense_top_k` rivals in all (their vectors at most `WIDE_BYTES`) on the next round trip."""
     t0 = time.perf_counter()
     drv = _Driver(client, x, candidates, labeled.size + budget)
+    wide = max(top_k, min(dense_top_k, WIDE_BYTES // (4 * drv.d)) // len(drv.actors))
+    k = top_k
     mean = drv.load(x, candidates, want_mean=labeled.size == 0)
     t1 = time.perf_counter()
     picks: list[int] = []
@@ -265,19 +271,20 @@ def kcenter_exact(client: Any, x: Any, labeled: np.ndarray, candidates: np.ndarr
     else:
         far = drv.call("farthest_from", mean)
         first = -max((v, -p) for v, p in far if p >= 0)[1]
-        pool = _Pool(drv.call("start_single", first, np.asarray(x[first], np.float32), top_k))
+        pool = _Pool(drv.call("start_single", first, np.asarray(x[first], np.float32), wide))
         picks.append(first)
         scores.append(float("nan"))
     t2 = time.perf_counter()
     while len(picks) < budget:
-        chosen = pool.plan(budget - len(picks))
+        chosen = pool.plan(budget - len(picks), max(candidates.size, top_k * top_k))
         if chosen.size == 0:
             break
+        k = wide if pool.dense and 2 * chosen.size < pool.pos.size else top_k
         drv.stage = f"greedy step {len(picks) + 1} of {budget}"
         if on_round_trip is not None:
             on_round_trip(drv.steps)
         positions = pool.pos[chosen]
-        answers = drv.round_trip(positions, pool.vecs[chosen], top_k)
+        answers = drv.round_trip(positions, pool.vecs[chosen], k)
         owned = {p: v for a in answers for p, v in a[4].items()}
         picks.extend(positions.tolist())
         scores.extend(float(np.sqrt(owned[p])) for p in positions.tolist())

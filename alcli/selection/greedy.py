@@ -100,7 +100,7 @@ class CenterBounds:
         return np.maximum(low, 0.0, out=low)[:, None]
 
 
-_WIDE_BYTES = 8 << 20  # the wide report's vectors (and the plan's copy of them) stay small beside the features
+WIDE_BYTES = 8 << 20  # the wide report's vectors (and the plan's copy of them) stay small beside the features
 MARGIN = 1e-9  # relative: a pick after the first of a batch needs this lead over every rival
 
 
@@ -227,8 +227,8 @@ def kcenter_greedy(
     t1 = time.perf_counter()
     prof = {"passes": 0, "bounds_s": 0.0, "fold_s": 0.0, "argmax_s": 0.0}
     batched = all(getattr(shard, "batched", False) for shard in shards)
-    # rivals a shard reports after a dense fold: dense_top_k in all, their vectors at most _WIDE_BYTES
-    wide = max(top_k, min(dense_top_k, _WIDE_BYTES // (4 * d)) // max(len(shards), 1))
+    # rivals a shard reports after a dense fold: dense_top_k in all, their vectors at most WIDE_BYTES
+    wide = max(top_k, min(dense_top_k, WIDE_BYTES // (4 * d)) // max(len(shards), 1))
     points = max(candidates.size, top_k * top_k)  # a plan folding picks into more rivals than this costs a pass
     k = wide if any(getattr(shard, "dense", False) for shard in shards) else top_k
     with threadpool_limits(limits=blas_threads, user_api="blas"):
@@ -261,7 +261,8 @@ def kcenter_greedy(
                 else:
                     shard.add_center(new_vecs[0].astype(np.float64), center_id, lower[:, 0])
             if batched:  # a dense fold (most points met) that proved few of the rivals: report more next pass
-                k = wide if any(getattr(shard, "dense", False) for shard in shards) and 2 * chosen.size < k else top_k
+                dense = any(getattr(shard, "dense", False) for shard in shards)
+                k = wide if dense and 2 * chosen.size < pos.size else top_k
             td = time.perf_counter()
             picks.extend(new_pos.tolist())
             scores.extend(np.sqrt(values).tolist())
