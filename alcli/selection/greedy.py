@@ -15,7 +15,9 @@ Speed comes from skipping work that bounds prove useless, and from taking severa
   After a dense fold (most points met: no or few labelled centers, a pass costs O(n)) the shards report
   `dense_top_k` rivals in all: more of the far regions, more picks proven per costly pass (bench/scale.py:
   35 passes → 21, the greedy 0.7× the time). Each pick is folded into the rivals by a float32 product with
-  the rigorous bound below, exact float64 only for the rivals it could lower (`_fold_pick`).
+  the rigorous bound below, exact float64 only for the rivals it could lower (`_fold_pick`), and stops once
+  it has folded as many rivals as the pass has points (then a pass is cheaper). The Dask driver
+  (`alcli.distributed`) follows the same rules, one round trip later.
 - Triangle test: every point keeps its nearest center a(i) and the exact squared distance s_i. A new
   center c at D = |c_a(i) - c| can only get closer when D² < 4·s_i; D² to every existing center and
   every new center of the pass comes from one float32 matrix product over the centers, lowered by a
