@@ -104,6 +104,7 @@ class TorchGreedyShard(GreedyShard):
         dev = t["s"].device
         low = torch.from_numpy(np.ascontiguousarray(lower)).to(dev)
         idx = torch.nonzero(t["thr"] > low.min(dim=1).values[t["assign"]]).squeeze(1)
+        self.dense = idx.numel() > 0.25 * self.rows.size  # as GreedyShard: the driver widens its report
         c32 = torch.from_numpy(np.ascontiguousarray(centers, np.float32)).to(dev)
         cn = torch.from_numpy(np.sqrt(distance.sqnorms(centers))).to(dev)
         step = max(64, (64 << 20) // (4 * centers.shape[1] + 40 * centers.shape[0]))
