@@ -99,6 +99,20 @@ def sqdist_rows(x: np.ndarray, rows: np.ndarray, center: np.ndarray) -> np.ndarr
     return out
 
 
+def rows_block(x: np.ndarray, rows: np.ndarray, per_extra: int, dtype: type | None = None,
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """x[rows] (rows ascending and unique) for a product: the run of x the rows span, a view (no gather),
+    when it has at most one row not in `rows` per `per_extra` of them — then also `at`, each row's place in
+    the run (None when the run is the rows) — else the rows gathered (at None). dtype: the rows in that
+    dtype (a view only when x has it)."""
+    span = int(rows[-1] - rows[0]) + 1
+    if span * per_extra <= rows.size * (per_extra + 1):
+        run = np.asarray(x[int(rows[0]) : int(rows[0]) + span])
+        if dtype is None or run.dtype == dtype:
+            return run, None if span == rows.size else rows - rows[0]
+    return (np.asarray(x[rows]) if dtype is None else np.ascontiguousarray(x[rows], dtype)), None
+
+
 def sqdist_pairs(x: np.ndarray, rows: np.ndarray, centers: np.ndarray, assign: np.ndarray) -> np.ndarray:
     """Exact float64 squared distance of x[rows[i]] to centers[assign[i]], blockwise."""
     out = np.empty(rows.shape[0], np.float64)

@@ -127,15 +127,17 @@ def nearest_grouped(
     while done < rows.size:
         part = rows[done : done + (block if done else min(block, PROBE_ROWS))]
         visits = search.pair_visits
-        xb, member = _rows_block(x, part)
+        xb, at = distance.rows_block(x, part, 8, np.float32)
         pn2 = distance.sqnorms(xb)
         pi, cj, low, upper = search.block(xb, pn2)
         xi = pi  # rows of xb
-        if member is not None:  # xb is a run of x with a few rows that are not ours: drop their pairs
-            keep = member[pi]
+        if at is not None:  # xb is a run of x with a few rows that are not ours: drop their pairs
+            ours = np.full(xb.shape[0], -1)
+            ours[at] = np.arange(part.size)
+            keep = ours[pi] >= 0
             xi, cj, low = pi[keep], cj[keep], low[keep]
-            pi = (np.cumsum(member) - 1)[xi]
-            pn2, upper = pn2[member], upper[member]
+            pi = ours[xi]
+            pn2, upper = pn2[at], upper[at]
         norms[done : done + part.size] = np.sqrt(pn2)
         if loose:  # one candidate left: certainly the nearest (strictly), bounds instead of a measurement
             one = np.bincount(pi, minlength=part.size)[pi] == 1
@@ -162,21 +164,6 @@ def nearest_grouped(
     counts["group_visits"] = search.group_visits / max(1, done * q.shape[0])
     counts["pairs_visited"] = search.pair_visits / max(1, done * kk)
     return s, near, counts
-
-
-def _rows_block(x: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """x[part] (ascending, unique) as float32 rows: the run of x they span when at most an eighth longer (a
-    view, no gather; then also the mask of which rows of the run are in part), else gathered (mask None)."""
-    span = int(part[-1] - part[0]) + 1
-    if span == part.size or span * 8 <= part.size * 9:
-        xb = np.asarray(x[int(part[0]) : int(part[0]) + span])
-        if xb.dtype == np.float32 and xb.flags.c_contiguous:
-            if span == part.size:
-                return xb, None
-            member = np.zeros(span, bool)
-            member[part - part[0]] = True
-            return xb, member
-    return np.ascontiguousarray(x[part], np.float32), None
 
 
 def _lowest_min(owner: np.ndarray, ids: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -228,13 +228,7 @@ class GreedyShard:
         at most a third longer are multiplied as that run (a view; the extra columns cost less than
         gathering the rows)."""
         c2, cn2, cmax = screen
-        rows = self.rows[idx]
-        span = int(rows[-1] - rows[0]) + 1
-        if span * 3 <= rows.size * 4:  # rows ascending and unique: a run is a view, not a copy
-            xb = np.asarray(self.x[rows[0] : rows[0] + span])
-            at = None if span == rows.size else rows - rows[0]
-        else:
-            xb, at = np.asarray(self.x[rows]), None
+        xb, at = distance.rows_block(self.x, self.rows[idx], 3)  # a run: a view, not a copy
         g = c2 @ xb.T
         if at is not None:
             g = g[:, at]
