@@ -66,7 +66,7 @@ def main() -> None:
     except AlcliError as exc:
         _fail(str(exc), exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
-        from alcli.entry import Terminated
+        from alcli.signals import Terminated
 
         _fail(*(("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)))
     except click.exceptions.NoArgsIsHelpError as exc:  # a bare `alcli`: the help, on stderr, exit 2
@@ -84,9 +84,9 @@ def main() -> None:
 
 
 def _fail(message: str, code: int, prefix: str = "alcli: error: ") -> None:
-    from alcli import entry
+    from alcli import signals
 
-    if entry.exiting():  # False: the interrupt watchdog is printing the line and ending the process
+    if signals.exiting():  # False: the interrupt watchdog is printing the line and ending the process
         sys.stderr.write(f"{prefix}{message}\n")
         sys.stderr.flush()
     io = sys.modules.get("alcli.artifacts.output")

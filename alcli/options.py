@@ -8,13 +8,13 @@ link, the same inode) is refused with one line and exit 2 before anything is rea
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import click
 
-from alcli import entry
+from alcli import signals
+from alcli.artifacts.output import same_file
 from alcli.errors import AlcliError
 
 STDIO = "-"
@@ -55,7 +55,7 @@ class Command(click.Command):
                     continue
                 (inputs if param.type.role == "input" else outputs).append((_flag(param), value))
         check_distinct(outputs, inputs)
-        entry.announce("running")
+        signals.announce("running")
         return super().invoke(ctx)
 
 
@@ -73,17 +73,6 @@ def _flag(param: click.Parameter) -> str:
     if isinstance(param, click.Option) and param.opts:
         return max(param.opts, key=len)
     return getattr(param, "metavar", None) or (param.name or "").upper()
-
-
-def same_file(a: str, b: str) -> bool:
-    """Whether two paths name one file: equal real paths, or (both existing) the same device and inode."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except OSError:
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def check_distinct(outputs: Iterable[tuple[str, str]], inputs: Iterable[tuple[str, str]]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from alcli.artifacts import read_report
-from alcli.curves import run_of, t975
+from alcli.report.curves import run_of, t975
 
 Table = dict[tuple[str, int], dict[int, float]]  # (method, labelled count) -> {seed: accuracy %}
 

@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--save", help="write the picks and the scores' bits here (.npy)")
     args = ap.parse_args()
     import alcli
-    from alcli.selection.greedy import kcenter_greedy
+    from alcli.kcenter.greedy import kcenter_greedy
 
     x, lab, cand, budget = data(args.case)
     t0 = time.perf_counter()

@@ -143,7 +143,7 @@ def peers_fps(x: np.ndarray, labeled: np.ndarray, budget: int) -> list[int]:
 def child(which: str, path: str, labeled_n: int, budget: int, seed: int, threads: int, start: str = "auto") -> None:
     import faiss  # noqa: F401  (library code pages belong to the baseline, not to the working set)
 
-    import alcli.selection.greedy as greedy
+    import alcli.kcenter.greedy as greedy
 
     base = current_rss_kb()
     x = np.load(path)

@@ -77,10 +77,10 @@ def reference(pool_ids: list[str], n: int, classes: list[str], path: str) -> tup
 
 
 def library(data_path: str, path: str) -> tuple[float, np.ndarray]:
-    from alcli.answers import read_answers
     from alcli.artifacts.dataset import dataset_from
     from alcli.artifacts.io import open_input
-    from alcli.labelling import merge
+    from alcli.labelling.answers import read_answers
+    from alcli.labelling.merge import merge
 
     with open_input(data_path) as src:
         data = dataset_from(src, with_images=False)

@@ -52,9 +52,9 @@ def child(which: str, path: str, budget: int, limit: str, workers: int) -> None:
     import dask.distributed  # noqa: F401  (libraries load before the baseline, in every run)
     import faiss  # noqa: F401
 
-    from alcli import cluster, distributed
-    from alcli.artifacts import LabeledSet, read_embeddings
-    from alcli.outofcore import parse_size, peak_rss
+    from alcli.artifacts import LabeledSet
+    from alcli.scale import cluster, distributed
+    from alcli.scale.outofcore import parse_size, peak_rss, read_embeddings
     from alcli.selection.run import select_round
 
     base = peak_rss()

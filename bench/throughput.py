@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alcli import data, embedding, models, training
 from alcli.artifacts.dataset import Dataset
+from alcli.learn import data, embedding, models, training
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10-test.h5"

@@ -15,9 +15,9 @@ from conftest import ROOT, SAMPLE, alcli_exe, assert_one_line_error, run_alcli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alcli import training
 from alcli.artifacts import Dataset, read_dataset, read_embeddings, read_labeled, write_dataset
-from alcli.semisupervised import pseudo_labels
+from alcli.learn import training
+from alcli.learn.semisupervised import pseudo_labels
 
 
 def _sha(path: Path) -> str:

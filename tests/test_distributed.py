@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracles import kcenter_greedy_bruteforce
 
-from alcli import distributed
 from alcli.artifacts import Embeddings, LabeledSet, write_embeddings, write_labeled
 from alcli.errors import AlcliError
-from alcli.selection.greedy import kcenter_greedy
+from alcli.kcenter.greedy import kcenter_greedy
+from alcli.scale import distributed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from kcenter import clustered
@@ -237,8 +237,8 @@ def test_cli_worker_killed_mid_run_writes_nothing(tmp_path):
 def test_embed_on_the_cluster_equals_single_machine(cluster, tmp_path):
     from conftest import SAMPLE
 
-    from alcli import data, training
     from alcli.artifacts import write_checkpoint
+    from alcli.learn import data, training
 
     ds = data.load(str(SAMPLE))
     rows = np.sort(np.random.default_rng(0).choice(ds.n, 64, replace=False))

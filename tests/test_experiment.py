@@ -15,7 +15,7 @@ from conftest import ROOT, SAMPLE, alcli_exe, run_alcli
 
 from alcli.artifacts import Dataset, read_dataset, write_dataset
 from alcli.artifacts.report import Report, read_report, write_report
-from alcli.curves import Run, curve
+from alcli.report.curves import Run, curve
 
 
 def _make(cwd: Path, *args: str, dry: bool = False) -> subprocess.CompletedProcess:

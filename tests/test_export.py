@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from alcli import worklist
 from alcli.artifacts import Dataset, Embeddings, read_dataset, read_labeled, write_dataset, write_embeddings
+from alcli.labelling import worklist
 
 # spaces, unicode, nesting, and characters a URL must encode ('#', '?', '%')
 NAMES = ["2024-05-01/cam a/img 01.png", "2024-05-01/cam a/ünïcode ß.png", "2024-05-01/cam b/x.png",

@@ -216,12 +216,14 @@ def _readers() -> dict[str, Callable[[str], object]]:
     from alcli.artifacts.coords import read_coords
 
     def checkpoint(path: str) -> object:
-        from alcli import training
+        from alcli.learn import training
 
         return training.load_model(path, "cpu")
 
     def out_of_core(path: str) -> object:
-        return np.asarray(read_embeddings(path, memory_limit=1 << 20).features).sum()
+        from alcli.scale import outofcore
+
+        return np.asarray(outofcore.read_embeddings(path, memory_limit=1 << 20).features).sum()
 
     return {"dataset": read_dataset, "labeled": read_labeled, "embeddings": read_embeddings,
             "embeddings-outofcore": out_of_core, "checkpoint": checkpoint, "report": read_report,

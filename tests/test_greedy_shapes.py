@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracles import kcenter_greedy_bruteforce, pairwise_sq
 
-from alcli import distance
-from alcli.selection.greedy import kcenter_greedy, plan
+from alcli.kcenter import distance
+from alcli.kcenter.greedy import kcenter_greedy, plan
 
 STYLES = ["outliers", "uneven", "duplicates", "identical", "zeros"]
 

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from oracles import kcenter_greedy_bruteforce
 from test_kcenter import instances
 
-from alcli.selection.greedy import kcenter_greedy
-from alcli.selection.greedy_torch import TorchGreedyShard
+from alcli.kcenter.greedy import kcenter_greedy
+from alcli.kcenter.greedy_torch import TorchGreedyShard
 
 
 def _torch_run(x: np.ndarray, labeled: np.ndarray, candidates: np.ndarray, budget: int, device: str):

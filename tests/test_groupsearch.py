@@ -1,4 +1,4 @@
-"""The ball-pruned nearest-center search (alcli.groupsearch) against a float64 brute force."""
+"""The ball-pruned nearest-center search (alcli.kcenter.groupsearch) against a float64 brute force."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracles import kcenter_greedy_bruteforce
 
-from alcli import distance, groupsearch
-from alcli.selection.greedy import CenterBounds, kcenter_greedy
+from alcli.kcenter import distance, groupsearch
+from alcli.kcenter.greedy import CenterBounds, kcenter_greedy
 
 
 def brute(x: np.ndarray, rows: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracles import kcenter_greedy_bruteforce, pairwise_sq
 
-from alcli.selection.greedy import covering_radius, kcenter_greedy
-from alcli.selection.shard import GreedyShard
+from alcli.kcenter.greedy import covering_radius, kcenter_greedy
+from alcli.kcenter.shard import GreedyShard
 
 
 @st.composite

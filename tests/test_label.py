@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alcli.answers import FORMATS, Answers, read_answers
 from alcli.artifacts import Dataset, read_dataset, read_labeled, write_dataset
 from alcli.errors import AlcliError
-from alcli.labelling import merge
+from alcli.labelling.answers import FORMATS, Answers, read_answers
+from alcli.labelling.merge import merge
 from alcli.problems import Problems
 from tests.conftest import SAMPLE, assert_one_line_error, run_alcli
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLE, assert_one_line_error, run_alcli, shell
 
-from alcli import mapping
+from alcli.report import mapping
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

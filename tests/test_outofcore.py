@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_alcli, shell
 
-from alcli import outofcore
-from alcli.artifacts import Embeddings, LabeledSet, read_embeddings, write_embeddings, write_labeled
+from alcli.artifacts import Embeddings, LabeledSet, write_embeddings, write_labeled
 from alcli.errors import AlcliError
-from alcli.selection.greedy import kcenter_greedy
+from alcli.kcenter.greedy import kcenter_greedy
+from alcli.scale import outofcore
+from alcli.scale.outofcore import read_embeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from kcenter import clustered
@@ -149,10 +150,11 @@ _RSS_CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
     import faiss  # noqa: F401  (libraries loaded before the baseline: they are not select's memory)
-    from alcli.artifacts import LabeledSet, read_embeddings
+    from alcli.artifacts import LabeledSet
+    from alcli.scale.outofcore import read_embeddings
     from alcli.selection.run import select_round
     path, limit, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    from alcli.outofcore import parse_size, peak_rss
+    from alcli.scale.outofcore import parse_size, peak_rss
     base = peak_rss()
     emb = read_embeddings(path, load=(), memory_limit=None if limit == "none" else parse_size(limit))
     rnd = select_round(emb, LabeledSet.empty(emb.pool_size), "kcenter", budget)

@@ -281,7 +281,7 @@ def test_ctrl_c_inside_faiss_kmeans_is_prompt(clusters: Path, tmp_path: Path, si
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_inside_a_cbc_solve_is_prompt(tmp_path: Path, signum: int) -> None:
     """CBC installs its own SIGINT handler for each solve (and swallowed Ctrl-C: kcenter-robust ran on to the
-    end, exit 0); alcli.entry.keep_sigint puts alcli's back, so the watchdog ends the process."""
+    end, exit 0); alcli.signals.keep_sigint puts alcli's back, so the watchdog ends the process."""
     emb = tmp_path / "e.h5"
     x = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
     write_embeddings(str(emb), Embeddings(x, np.arange(3000), 3000))

@@ -191,9 +191,9 @@ def test_cli_bad_options(tmp_path: Path, emb: Path, args: list[str], flag: str) 
 
 @pytest.mark.parametrize("n_labeled", [0, 40])
 def test_top_up_reuses_s0_distances_and_matches_a_fresh_greedy(n_labeled: int) -> None:
-    from alcli.selection.greedy import kcenter_greedy
+    from alcli.kcenter.greedy import kcenter_greedy
+    from alcli.kcenter.shard import GreedyShard
     from alcli.selection.robust import _top_up_shard
-    from alcli.selection.shard import GreedyShard
 
     rng = np.random.default_rng(7)
     x = (rng.normal(size=(20, 16))[rng.integers(0, 20, 3000)] * 2 + rng.normal(size=(3000, 16))).astype(np.float32)

@@ -14,7 +14,7 @@ from conftest import SAMPLE, assert_one_line_error, run_alcli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alcli import augment, data, semisupervised, training
+from alcli.learn import augment, data, semisupervised, training
 
 # 100 labels, 1,000 test, 3,900 unlabelled, small CNN, 1 thread (the same commands as samples/experiment.mk's
 # initial models, so docs/results.md has the same numbers): supervised (15 epochs) reaches 0.800 / 0.794 / 0.816

@@ -13,10 +13,10 @@ import pytest
 import torch
 from conftest import SAMPLE, assert_one_line_error, run_alcli, shell
 
-from alcli import data, models, training
 from alcli.artifacts import read_embeddings, read_labeled, read_report, write_checkpoint
 from alcli.artifacts.output import seal
 from alcli.errors import AlcliError
+from alcli.learn import data, models, training
 
 ACCURACY_FLOOR = 0.85  # the default recipe reaches ~0.93 on this split (500 labelled, 1,000 test)
 

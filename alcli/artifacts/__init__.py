@@ -1,4 +1,8 @@
-"""The HDF5 schema of every alcli artifact: one module per kind, shared I/O in `io`."""
+"""The HDF5 schema of every alcli artifact: one module per kind, shared reading and checks in `io`, atomic
+writing (temporary file, then rename; or stdout) in `output`.
+
+May import: alcli.errors (and h5py, numpy). Everything above reads and writes artifacts through here.
+"""
 
 from alcli.artifacts.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from alcli.artifacts.dataset import Dataset, read_dataset, write_dataset

@@ -7,7 +7,7 @@ num_classes, class_names, labeled_count, labeled_method, labeled_round, seconds,
 parents = sha256 of the data set and the labelled set.
 
 Loading only reads arrays: no code from the file is ever executed. Reading checks every tensor against
-the architecture's expected names, shapes and dtypes (given by the caller, see alcli.models).
+the architecture's expected names, shapes and dtypes (given by the caller, see alcli.learn.models).
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ import numpy as np
 from alcli.artifacts.io import (
     Input,
     attrs_dict,
-    check_dataset,
     check_finite,
     check_format,
+    check_magnitude,
     format_of,
     open_input,
     read_array,
@@ -66,21 +66,26 @@ class Embeddings:
         return pos
 
 
-def read_embeddings(path: str, load: tuple[str, ...] = OPTIONAL, memory_limit: int | None = None) -> Embeddings:
-    """Read and validate features (and the optional arrays named in `load`). With `memory_limit` (bytes)
-    the features stay on disk as an `alcli.outofcore.FeatureStore` (rows gathered on demand)."""
+def read_embeddings(path: str, load: tuple[str, ...] = OPTIONAL) -> Embeddings:
+    """Read and validate features (and the optional arrays named in `load`) into memory. Features larger
+    than memory: `alcli.scale.outofcore.read_embeddings` keeps them on disk."""
     if path.endswith(".npy"):
-        return _read_npy(path, memory_limit)
+        return read_npy(path)
     with open_input(path) as src:
-        return embeddings_from(src, load, memory_limit)
+        return embeddings_from(src, load)
 
 
-def embeddings_from(src: Input, load: tuple[str, ...] = OPTIONAL, memory_limit: int | None = None) -> Embeddings:
+def check_features_format(src: Input) -> None:
+    """An embeddings artifact, or a plain HDF5 file holding just `features`."""
     if format_of(src) is not None or "features" not in src.file:
         check_format(src, KIND)
-    if memory_limit is not None:
-        features = _features_out_of_core(src, memory_limit)
-    else:
+
+
+def embeddings_from(src: Input, load: tuple[str, ...] = OPTIONAL, features: Any = None) -> Embeddings:
+    """The embeddings in an open input. `features`, when given, stands for the file's own (already checked,
+    e.g. an out-of-core store of them); otherwise they are read into memory as float32."""
+    check_features_format(src)
+    if features is None:
         features = read_array(src, "features", kinds="fiu", ndim=(2,))
         features = _as_float32(src, features)
     n = features.shape[0]
@@ -115,19 +120,6 @@ def embeddings_from(src: Input, load: tuple[str, ...] = OPTIONAL, memory_limit: 
     return emb
 
 
-def _features_out_of_core(src: Input, memory_limit: int) -> Any:
-    from alcli import outofcore
-
-    node = src.file.get("features")
-    if not isinstance(node, h5py.Dataset):
-        raise src.fail("missing dataset 'features'")
-    check_dataset(src, "features", node, kinds="fiu", ndim=(2,))
-    if 0 in node.shape:
-        raise src.fail(f"'features' is empty (shape {node.shape})")
-    budget = outofcore.page_budget_for(memory_limit, node.shape[0])
-    return outofcore.store_from_dataset(node, src.file.filename, src.name, budget)
-
-
 def _as_float32(src: Input, features: np.ndarray) -> np.ndarray:
     features = np.asarray(features)
     for start in range(0, features.shape[0], _BLOCK_ROWS):
@@ -137,20 +129,8 @@ def _as_float32(src: Input, features: np.ndarray) -> np.ndarray:
     return features.astype(np.float32, copy=False)
 
 
-def feature_limit(dim: int) -> float:
-    """The largest |value| for which every squared distance between D-dim rows stays finite in float32."""
-    return float(np.sqrt(np.finfo(np.float32).max / (4.0 * dim))) / 2
-
-
-def check_magnitude(block: np.ndarray, dim: int, name: str) -> None:
-    """Features so large that squared distances overflow float32 (every distance would be inf) are bad input."""
-    top = float(np.abs(block).max()) if block.size else 0.0
-    if top > feature_limit(dim):
-        raise AlcliError(f"'features' holds {top:.3g}: squared distances overflow float32 (|values| must stay "
-                         f"below {feature_limit(dim):.3g} for {dim} dimensions; rescale them)", name)
-
-
-def _read_npy(path: str, memory_limit: int | None = None) -> Embeddings:
+def read_npy(path: str, features: Any = None) -> Embeddings:
+    """A 2-D `.npy` matrix as embeddings; `features`, when given, stands for its rows (see embeddings_from)."""
     import os
 
     if not os.path.exists(path):
@@ -166,12 +146,6 @@ def _read_npy(path: str, memory_limit: int | None = None) -> Embeddings:
         raise src.fail(f"features have dtype {arr.dtype}, expected numbers")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise src.fail(f"features are empty (shape {arr.shape})")
-    features = None
-    if memory_limit is not None:
-        from alcli import outofcore
-
-        budget = outofcore.page_budget_for(memory_limit, arr.shape[0])
-        features = outofcore.store_from_npy(path, budget)
     if features is None:
         features = _as_float32(src, np.asarray(arr))
     n = features.shape[0]

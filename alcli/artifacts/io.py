@@ -315,3 +315,16 @@ def not_reading() -> Iterator[None]:
         yield
     except READ_ERRORS as exc:
         raise _NotReading(exc) from None
+
+
+def feature_limit(dim: int) -> float:
+    """The largest |value| for which every squared distance between D-dim rows stays finite in float32."""
+    return float(np.sqrt(np.finfo(np.float32).max / (4.0 * dim))) / 2
+
+
+def check_magnitude(block: np.ndarray, dim: int, name: str) -> None:
+    """Features so large that squared distances overflow float32 (every distance would be inf) are bad input."""
+    top = float(np.abs(block).max()) if block.size else 0.0
+    if top > feature_limit(dim):
+        raise AlcliError(f"'features' holds {top:.3g}: squared distances overflow float32 (|values| must stay "
+                         f"below {feature_limit(dim):.3g} for {dim} dimensions; rescale them)", name)

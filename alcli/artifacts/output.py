@@ -24,7 +24,7 @@ FORMAT_PREFIX = "alcli."
 _CHUNK = 1 << 20
 
 
-# Temporary files alive in this process: removed on failure, and by the interrupt watchdog (alcli.entry)
+# Temporary files alive in this process: removed on failure, and by the interrupt watchdog (alcli.signals)
 # when a Ctrl-C cannot reach the main thread in time (a long native call).
 temp_files: set[str] = set()
 
@@ -206,3 +206,14 @@ def _quiet_failed_writes() -> None:
 
     sys.unraisablehook = hook
     sys.excepthook = excepthook
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: equal real paths, or (both existing) the same device and inode."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)

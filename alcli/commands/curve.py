@@ -26,8 +26,8 @@ def command(reports: tuple[str, ...], baseline: str, csv_path: str | None, plot_
     samples/experiment.mk writes them) into a learning curve: per method and labelled-set size the mean
     and std of test accuracy over seeds, and the paired difference to --baseline with a 95% CI
     (Student t over seeds; every method shares its seed's initial pool with the baseline)."""
-    from alcli import curves
     from alcli.artifacts.report import read_report
+    from alcli.report import curves
 
     for path in (csv_path, plot_path):
         if path and os.path.abspath(path) in {os.path.abspath(r) for r in reports}:

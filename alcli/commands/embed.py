@@ -40,9 +40,9 @@ def command(dataset: str, out_arg: str | None, checkpoint_path: str, indices_pat
 
     import numpy as np
 
-    from alcli import data, embedding, models, training
     from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
+    from alcli.learn import data, embedding, models, training
 
     if out_arg is not None and output is not None and out_arg != output:
         raise AlcliError(f"two outputs given ({out_arg} and -o {output}): give one", "--output")
@@ -62,7 +62,7 @@ def command(dataset: str, out_arg: str | None, checkpoint_path: str, indices_pat
         raise AlcliError("no rows left to embed after --exclude", "--exclude")
     t0 = time.perf_counter()
     if scheduler:
-        from alcli import distributed_embed
+        from alcli.scale import distributed_embed
 
         distributed_embed.embed(scheduler, output, dataset, checkpoint_path, rows, opts, device)
     else:

@@ -22,10 +22,10 @@ def command(checkpoint_path: str, dataset: str, indices_path: str | None, batch_
     """Score CKPT.h5 on TEST_DATA.h5 (every scored row needs a label). A table goes to stderr."""
     import numpy as np
 
-    from alcli import data, evaluation, models, training
     from alcli.artifacts.output import check_output
     from alcli.artifacts.report import write_report
     from alcli.errors import AlcliError
+    from alcli.learn import data, evaluation, models, training
 
     if as_json and output == "-":
         raise AlcliError("--json prints to stdout, so the report needs -o FILE", "--json")

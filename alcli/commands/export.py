@@ -60,11 +60,12 @@ images root; a file already in DIR under a name alcli writes must hold exactly w
 def command(labeled_path: str, dataset_path: str, output: str, fmt: str | None, picks: str, url_prefix: str | None,
             copy_to: str | None, images_root: str | None, suggest_path: str | None, classes: str | None,
             config_out: str | None, as_json: bool) -> None:
-    from alcli import copyto, labelling, worklist
     from alcli.artifacts import read_embeddings, read_labeled
     from alcli.artifacts.dataset import dataset_from
     from alcli.artifacts.io import STDIO, open_input
     from alcli.artifacts.output import check_output
+    from alcli.labelling import copyto, worklist
+    from alcli.labelling import merge as labelling
 
     if as_json and output == STDIO:
         raise AlcliError("--json prints to stdout, so the work list needs -o FILE", "--json")

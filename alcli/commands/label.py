@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from alcli import console
-from alcli.answers import FORMATS
-from alcli.labelling import RESOLVE
+from alcli.labelling.answers import FORMATS
+from alcli.labelling.merge import RESOLVE
 from alcli.options import INPUT, OUTPUT, Command
 
 
@@ -50,13 +50,13 @@ def command(dataset: str, answer_paths: tuple[str, ...], output: str | None, fmt
     get a label are stamped with this round's `label_round`; unanswered rows keep -1."""
     import numpy as np
 
-    from alcli import labelling
-    from alcli.answers import Fields, read_answers
     from alcli.artifacts.dataset import dataset_from, write_dataset
     from alcli.artifacts.io import not_reading, open_input
     from alcli.artifacts.labeled import read_labeled, write_labeled
     from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
+    from alcli.labelling import merge as labelling
+    from alcli.labelling.answers import Fields, read_answers
     from alcli.problems import Problems
 
     outputs = [p for p in (output, labeled_out, skipped_out) if p is not None]

@@ -32,10 +32,10 @@ def command(embeddings: str, labeled_path: str, compare_paths: tuple[str, ...], 
     """Draw EMBEDDINGS (alcli.embeddings, or alcli.coords from --coords-out; - reads stdin) in 2-D:
     the labelled points of --labeled, its last round's picks and the rest, one panel per labelled set
     (--labeled, then each --compare), all over the same coordinates."""
-    from alcli import mapping, plots
     from alcli.artifacts import read_labeled
     from alcli.artifacts.coords import Coords, write_coords
     from alcli.artifacts.output import atomic_path, check_output
+    from alcli.report import mapping, plots
 
     t0 = time.perf_counter()
     fmt = plots.image_format(output)

@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from alcli import console
-from alcli.imagefiles import list_images, load_images, parse_size
+from alcli.images.folder import list_images, load_images, parse_size
 from alcli.options import INPUT, OUTPUT, Command
 
 

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from alcli import console
-from alcli.artifacts import STDIO, LabeledSet, check_output, read_dataset, read_embeddings, read_labeled, write_labeled
+from alcli.artifacts import STDIO, LabeledSet, check_output, read_dataset, read_labeled, write_labeled
 from alcli.artifacts.embeddings import OPTIONAL
 from alcli.errors import AlcliError
 from alcli.options import INPUT, OUTPUT, Command
@@ -81,7 +81,7 @@ def command(embeddings: str, labeled_path: str | None, budget: int, method: str,
             exclude_paths: tuple[str, ...], labels_path: str | None, radius: bool | None, output: str,
             as_json: bool, scheduler: str | None, distributed_mode: str, memory_limit: str | None,
             **params: Any) -> None:
-    from alcli.outofcore import resolve_memory_limit
+    from alcli.scale.outofcore import read_embeddings, resolve_memory_limit
 
     strat = get_strategy(method)
     if as_json and output == STDIO:
@@ -107,7 +107,7 @@ def command(embeddings: str, labeled_path: str | None, budget: int, method: str,
 def _cluster(scheduler: str | None, mode: str, method: str) -> Any:
     if not scheduler:
         return contextlib.nullcontext(None)
-    from alcli import distributed
+    from alcli.scale import distributed
 
     return distributed.cluster_runner(scheduler, mode, method)
 

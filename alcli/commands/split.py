@@ -41,11 +41,11 @@ def command(dataset: str, size: int, exclude_paths: tuple[str, ...], seed: int, 
             as_json: bool) -> None:
     """Draw SIZE rows of DATA.h5 by a seeded permutation (never by position) and write them as an
     alcli.labeled artifact, round 0: a test split, or a random initial labelled set."""
-    from alcli import data
     from alcli.artifacts.io import sha256_file
     from alcli.artifacts.labeled import LabeledSet, write_labeled
     from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
+    from alcli.learn import data
 
     if as_json and output == "-":
         raise AlcliError("--json prints to stdout, so the artifact needs -o FILE", "--json")

@@ -58,11 +58,11 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
     labelled nor --exclude'd); --pseudo-labels adds CEAL's confident rows with their predicted class."""
     import numpy as np
 
-    from alcli import data, semisupervised, training
     from alcli.artifacts.checkpoint import write_checkpoint
     from alcli.artifacts.labeled import read_labeled
     from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
+    from alcli.learn import data, semisupervised, training
 
     if as_json and output == "-":
         raise AlcliError("--json prints to stdout, so the checkpoint needs -o FILE", "--json")

@@ -9,7 +9,7 @@ import heapq
 
 import numpy as np
 
-from alcli import distance
+from alcli.kcenter import distance
 from alcli.selection import common
 from alcli.selection.base import Param, Problem, Result, strategy
 

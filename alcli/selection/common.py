@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alcli import distance
 from alcli.errors import AlcliError
+from alcli.kcenter import distance
 from alcli.selection.base import Problem
 
 _BLOCK = 8192

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alcli import distance
 from alcli.errors import AlcliError
+from alcli.kcenter import distance
 from alcli.selection import common
 from alcli.selection.base import Param, Problem, Result, strategy
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from alcli.errors import AlcliError
+from alcli.kcenter.greedy import covering_radius, kcenter_greedy
 from alcli.selection import common
 from alcli.selection.base import Param, Problem, Result, strategy
-from alcli.selection.greedy import covering_radius, kcenter_greedy
 
 
 @strategy(

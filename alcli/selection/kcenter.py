@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from alcli.kcenter.greedy import kcenter_greedy
+from alcli.kcenter.greedy_torch import cuda_shards
 from alcli.selection.base import Problem, Result, strategy
-from alcli.selection.greedy import kcenter_greedy
-from alcli.selection.greedy_torch import cuda_shards
 
 
 @strategy(

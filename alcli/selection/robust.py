@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from alcli import console, distance
+from alcli import console
 from alcli.errors import AlcliError
-from alcli.selection import cover_mip
+from alcli.kcenter import cover_mip, distance
+from alcli.kcenter.greedy import kcenter_greedy
+from alcli.kcenter.shard import GreedyShard
 from alcli.selection.base import Param, Problem, Result, strategy
-from alcli.selection.greedy import kcenter_greedy
-from alcli.selection.shard import GreedyShard
 
 MAX_LISTED = 100  # outlier positions / iterations kept in the report (it is an HDF5 attribute)
 

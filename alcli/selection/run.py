@@ -16,8 +16,8 @@ import numpy as np
 from alcli.artifacts.embeddings import Embeddings
 from alcli.artifacts.labeled import LabeledSet, add_round
 from alcli.errors import AlcliError
+from alcli.kcenter.greedy import covering_radius
 from alcli.selection.base import REGISTRY, Problem, Result, Strategy
-from alcli.selection.greedy import covering_radius
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Drawing: matplotlib on the Agg backend (no display needed), the output formats alcli writes, and the
-map of a pool (the paper's Figure 5). Learning curves are drawn in `alcli.curves` with the same helpers."""
+map of a pool (the paper's Figure 5). Learning curves are drawn in `alcli.report.curves` with the same helpers."""
 
 from __future__ import annotations
 

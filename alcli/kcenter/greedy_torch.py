@@ -1,6 +1,6 @@
 """The greedy's per-point work in torch, for CUDA: a `GreedyShard` whose state lives on a device.
 
-Same algorithm and same exact float64 decisions as the numpy shard (alcli.selection.greedy); the start
+Same algorithm and same exact float64 decisions as the numpy shard (alcli.kcenter.greedy); the start
 (FAISS nearest centers) runs as there, then the shard's rows and state move to the device and every
 pass's top-k, triangle test, float32 screen (TF32 off), exact float64 distances and argmax run there.
 The driver (`kcenter_greedy`) is unchanged: it passes numpy lower bounds and the pass's new centers.
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from alcli import distance
-from alcli.selection.shard import GreedyShard
+from alcli.kcenter import distance
+from alcli.kcenter.shard import GreedyShard
 
 
 class TorchGreedyShard(GreedyShard):

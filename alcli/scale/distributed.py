@@ -3,7 +3,7 @@
 exact (default): the candidates are split into one contiguous shard per worker; each shard lives in a Dask
 actor holding the rows and a `GreedyShard` over them, and its own copy of the centers (`CenterBounds`).
 The driver streams the rows to the actors block by block (it never holds the whole matrix; a
-`alcli.outofcore.FeatureStore` works as the source). Each greedy step is ONE round trip: the driver sends
+`alcli.scale.outofcore.FeatureStore` works as the source). Each greedy step is ONE round trip: the driver sends
 the new center (position + vector, d floats) to every actor; each marks it taken if it owns it, folds it in
 with the triangle-inequality pruning, and answers with its farthest point (squared distance, position,
 vector). The driver reduces (max, lowest position), so the picks equal the single-machine picks exactly.
@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from alcli import distance
-from alcli.cluster import SOURCE, connect, short, workers
 from alcli.errors import AlcliError
+from alcli.kcenter import distance
+from alcli.kcenter.greedy import WIDE_BYTES, CenterBounds, farthest_from_mean, kcenter_greedy, plan
+from alcli.kcenter.shard import GreedyShard
+from alcli.scale.cluster import SOURCE, connect, short, workers
 from alcli.selection.base import Problem, Result
-from alcli.selection.greedy import WIDE_BYTES, CenterBounds, farthest_from_mean, kcenter_greedy, plan
-from alcli.selection.shard import GreedyShard
 
 MODES = ("exact", "two-round")
 CALL_TIMEOUT = 3600.0
@@ -229,7 +229,7 @@ class _Driver:
 
 
 class _Pool:
-    """The shards' farthest points, merged. `plan` (alcli.selection.greedy.plan) picks greedily among them
+    """The shards' farthest points, merged. `plan` (alcli.kcenter.greedy.plan) picks greedily among them
     while the choice is certain: the first pick is the exact reduce (max, lowest position) of the shards'
     own values; each further one only if, after folding in the picks so far, it beats every other reported
     point and the bound on all unreported ones by a relative margin far above float64 rounding."""

@@ -33,7 +33,7 @@ def embed_part(dataset: str, checkpoint: str, rows: np.ndarray, opts: Any, devic
     """Runs on a worker: one part's embeddings artifact at `path`."""
     import torch
 
-    from alcli import data, embedding, models, training
+    from alcli.learn import data, embedding, models, training
 
     torch.set_num_threads(1)
     net, ckpt = training.load_model(checkpoint, device)
@@ -46,8 +46,8 @@ def embed(spec: str, output: str, dataset: str, checkpoint: str, rows: np.ndarra
           device: str = "auto") -> int:
     """Embed `rows` (sorted data-set rows) on the cluster `spec`; returns the number of parts."""
     from alcli.artifacts.io import STDIO
-    from alcli.cluster import connect
-    from alcli.cluster import workers as cluster_workers
+    from alcli.scale.cluster import connect
+    from alcli.scale.cluster import workers as cluster_workers
 
     folder = os.getcwd() if output == STDIO else os.path.dirname(os.path.abspath(output))
     paths = [os.path.abspath(p) for p in (dataset, checkpoint)]

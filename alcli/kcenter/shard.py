@@ -1,5 +1,5 @@
 """The per-point state of k-Center-Greedy: a `GreedyShard` holds a subset of the points, each with its
-nearest center and exact squared distance, and folds in new centers (see `alcli.selection.greedy` for the
+nearest center and exact squared distance, and folds in new centers (see `alcli.kcenter.greedy` for the
 algorithm and the bounds that make it exact). A distributed run gives each worker one shard; the CUDA
 shard (`greedy_torch`) subclasses it.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alcli import distance, groupsearch
+from alcli.kcenter import distance, groupsearch
 
 
 class GreedyShard:

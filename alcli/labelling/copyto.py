@@ -23,9 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from alcli.artifacts.dataset import Dataset
-from alcli.artifacts.output import atomic_path
+from alcli.artifacts.output import atomic_path, same_file
 from alcli.errors import AlcliError
-from alcli.options import same_file
 
 MANIFEST_NAME = "manifest.csv"
 _PACK_SOURCE = "alcli pack "

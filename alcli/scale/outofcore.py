@@ -29,6 +29,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from alcli.artifacts import embeddings
+from alcli.artifacts.io import check_dataset, check_magnitude, open_input
 from alcli.artifacts.output import temp_files
 from alcli.errors import AlcliError
 
@@ -184,6 +186,34 @@ def page_budget_for(memory_limit: int, n: int) -> int:
     return budget
 
 
+def read_embeddings(path: str, load: tuple[str, ...] = embeddings.OPTIONAL,
+                    memory_limit: int | None = None) -> embeddings.Embeddings:
+    """`alcli.artifacts.embeddings.read_embeddings`, but with `memory_limit` (bytes) the features stay on disk
+    as a `FeatureStore` (rows gathered on demand); the other arrays and every check are the artifact's own."""
+    if memory_limit is None:
+        return embeddings.read_embeddings(path, load)
+    if path.endswith(".npy"):
+        if not os.path.exists(path):
+            raise AlcliError("no such file", path)
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except (ValueError, OSError):
+            return embeddings.read_npy(path)  # says what is wrong with it
+        store = store_from_npy(path, page_budget_for(memory_limit, shape[0])) if len(shape) == 2 else None
+        return embeddings.read_npy(path, features=store)
+    with open_input(path) as src:
+        embeddings.check_features_format(src)
+        node = src.file.get("features")
+        if not isinstance(node, h5py.Dataset):
+            raise src.fail("missing dataset 'features'")
+        check_dataset(src, "features", node, kinds="fiu", ndim=(2,))
+        if 0 in node.shape:
+            raise src.fail(f"'features' is empty (shape {node.shape})")
+        budget = page_budget_for(memory_limit, node.shape[0])
+        store = store_from_dataset(node, src.file.filename, src.name, budget)
+        return embeddings.embeddings_from(src, load, features=store)
+
+
 def store_from_dataset(node: h5py.Dataset, filename: str, name: str, page_budget: int) -> FeatureStore:
     """A store over an HDF5 `features` dataset: in place when raw contiguous float32, else spooled."""
     offset = node.id.get_offset() if node.chunks is None else None
@@ -213,8 +243,6 @@ def store_from_npy(path: str, page_budget: int) -> FeatureStore | None:
 
 
 def _check_finite(store: FeatureStore, name: str) -> None:
-    from alcli.artifacts.embeddings import check_magnitude
-
     for start, block in store.blocks():
         if not np.isfinite(block).all():
             row, col = np.argwhere(~np.isfinite(block))[0]

@@ -105,7 +105,7 @@ def to_csv(points: list[CurvePoint]) -> str:
 
 def plot(points: list[CurvePoint], path: str, title: str = "") -> None:
     """Accuracy vs labelled images, one line per method with std error bars (the paper's Figure 4)."""
-    from alcli.plots import pyplot, save
+    from alcli.report.plots import pyplot, save
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alcli.answers import Answers, normalise, parse_time, strip
 from alcli.artifacts.dataset import Dataset
 from alcli.artifacts.labeled import LabeledSet
 from alcli.errors import AlcliError
+from alcli.labelling.answers import Answers
+from alcli.labelling.ids import normalise, parse_time, strip
 from alcli.problems import Problems
 
 RESOLVE = ("majority", "latest")

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from alcli import console, data, models
+from alcli import console
 from alcli.artifacts.checkpoint import Checkpoint
 from alcli.artifacts.dataset import Dataset
 from alcli.artifacts.embeddings import EmbeddingsWriter, stream_embeddings
 from alcli.errors import AlcliError
+from alcli.learn import data, models
 
 
 @dataclass

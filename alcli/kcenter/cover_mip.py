@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alcli import distance, entry
+from alcli import signals
+from alcli.kcenter import distance
 
 PAIR_BYTES = 12  # stored per neighbour pair: int32 id, float32 distance, and the per-δ filtering
 
@@ -246,7 +247,7 @@ def solve(cover: Cover, budget: int, outliers: int, seconds: float) -> tuple[str
         if o:
             model.add_constr(mip.LinExpr(o, [1.0] * m, const=-float(outliers), sense=mip.LESS_OR_EQUAL))
         model.objective = mip.LinExpr(u, [1.0] * k)
-        with entry.keep_sigint():  # CBC swaps in its own Ctrl-C handler for each solve
+        with signals.keep_sigint():  # CBC swaps in its own Ctrl-C handler for each solve
             status = model.optimize(max_seconds=max(0.05, seconds), max_solutions=1)
         if status in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
             vals = np.array([v.x if v.x is not None else 0.0 for v in u])

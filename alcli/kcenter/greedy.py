@@ -17,7 +17,7 @@ Speed comes from skipping work that bounds prove useless, and from taking severa
   35 passes → 21, the greedy 0.7× the time). Each pick is folded into the rivals by a float32 product with
   the rigorous bound below, exact float64 only for the rivals it could lower (`_fold_pick`), and stops once
   it has folded as many rivals as the pass has points (then a pass is cheaper). The Dask driver
-  (`alcli.distributed`) follows the same rules, one round trip later.
+  (`alcli.scale.distributed`) follows the same rules, one round trip later.
 - Triangle test: every point keeps its nearest center a(i) and the exact squared distance s_i. A new
   center c at D = |c_a(i) - c| can only get closer when D² < 4·s_i; D² to every existing center and
   every new center of the pass comes from one float32 matrix product over the centers, lowered by a
@@ -27,7 +27,7 @@ Speed comes from skipping work that bounds prove useless, and from taking severa
   1.1-1.6× slower folds), with one rigorous bound per point, γ(|x|+max|c|)²; only pairs that could be a
   point's new nearest are measured exactly in float64.
 
-`GreedyShard` (alcli.selection.shard) holds a subset of the points and does all per-point work, with
+`GreedyShard` (alcli.kcenter.shard) holds a subset of the points and does all per-point work, with
 loose points (from the start and from dense folds); `kcenter_greedy` drives one or more shards and returns
 a profile (passes, picks a pass, pairs screened and measured, points loose, seconds in the argmax/plan, the
 center bounds and the folds). A distributed run gives each worker one shard.
@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from alcli import distance, groupsearch
-from alcli.selection.shard import GreedyShard
+from alcli.kcenter import distance, groupsearch
+from alcli.kcenter.shard import GreedyShard
 
 
 @dataclass
@@ -203,7 +203,7 @@ def kcenter_greedy(
     t0 = time.perf_counter()
     d = x.shape[1]
     gpu = distance.on_gpu()
-    if shards is None:  # features on disk (alcli.outofcore) come in shards: bounded scratch per shard
+    if shards is None:  # features on disk (alcli.scale.outofcore) come in shards: bounded scratch per shard
         step = getattr(x, "shard_rows", 0) or max(1, candidates.size)
         shards = [GreedyShard(x, part, part) for part in np.split(candidates, range(step, candidates.size, step))]
     for shard in shards if _start else ():  # bench/kcenter.py --start: faiss, grouped or auto

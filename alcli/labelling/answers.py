@@ -18,19 +18,17 @@ files, else its path). Answers keep their reading order and Label Studio's `upda
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import gc
 import hashlib
 import io
 import json
-import math
 import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from alcli.labelling.ids import id_from_url
 from alcli.problems import Problems
 
 FORMATS = ("auto", "csv", "jsonl", "label-studio", "label-studio-min", "label-studio-csv", "folder")
@@ -301,7 +299,7 @@ def _tasks(tasks: list[dict[str, Any]], fields: Fields, out: Answers, problems: 
 
 
 def _folder(path: str, out: Answers) -> None:
-    from alcli.imagefiles import EXTENSIONS
+    from alcli.images.folder import EXTENSIONS
 
     listing = []
     for cls in sorted(os.listdir(path)):
@@ -320,32 +318,6 @@ def _folder(path: str, out: Answers) -> None:
 
 
 # --------------------------------------------------------------------------------------------- values
-
-
-def id_from_url(url: str) -> str:
-    """The file an image URL points at: Label Studio's local-file `?d=PATH` parameter, else the URL's
-    path (percent-decoding happens when ids are matched)."""
-    if "?" not in url and "://" not in url:
-        return url
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    if "d" in query:
-        return query["d"][0]
-    return parts.path.lstrip("/") if "://" in url else parts.path or url
-
-
-def normalise(id_: str, strip_prefix: str = "") -> str:
-    """URL-decoded, `\\` → `/`, a leading `./` and `strip_prefix` removed."""
-    key = unquote(id_).replace("\\", "/")
-    return strip(key, strip_prefix)
-
-
-def strip(key: str, prefix: str = "") -> str:
-    if key.startswith("./"):
-        key = key[2:]
-    if prefix and key.startswith(prefix):
-        key = key[len(prefix):]
-    return key
 
 
 def _text(value: Any) -> str | None:
@@ -408,16 +380,3 @@ def _collect(value: Any, names: list[str]) -> None:
             _collect(item, names)
     else:
         names.append(_text(value) or "")
-
-
-def parse_time(value: Any) -> float:
-    """POSIX seconds of an ISO 8601 stamp (Label Studio's `updated_at`); NaN when there is none."""
-    if not isinstance(value, str) or not value:
-        return math.nan
-    try:
-        stamp = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return math.nan
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=_dt.timezone.utc)
-    return stamp.timestamp()

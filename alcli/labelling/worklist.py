@@ -14,7 +14,7 @@ class and its probability) when asked. The formats:
   plus `label_config.xml` (`Image name="image"`, `Choices name="choice"`).
 - txt: one id a line.
 
-Copies of the images for annotators (`--copy-to`) live in `alcli.copyto`.
+Copies of the images for annotators (`--copy-to`) live in `alcli.labelling.copyto`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 FixMatch (Sohn et al. 2020), `alcli train --semi-supervised fixmatch`: every step takes B labelled rows
 (weakly augmented, cross-entropy on their labels) and μ·B unlabelled rows, each seen twice: a weak view
 (the `--augment` shifts and colour flips) whose softmax gives a pseudo-label where its top probability
-reaches the threshold τ, and a strong view (`alcli.augment.strong`: RandAugment-style ops and Cutout)
+reaches the threshold τ, and a strong view (`alcli.learn.augment.strong`: RandAugment-style ops and Cutout)
 trained towards that pseudo-label. Loss = CE(labelled) + λ · mean over the μ·B rows of mask · CE(strong,
 pseudo-label). The three batches go through the model as one batch (as in FixMatch's reference code,
 so batch norm sees them together). **An epoch is one pass over the unlabelled rows**
@@ -32,27 +32,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alcli import augment, console, data
+from alcli import console
 from alcli.errors import AlcliError
+from alcli.learn import augment, data
+from alcli.learn import recipe as recipe_
+from alcli.learn.recipe import batches
 
 if TYPE_CHECKING:
-    from alcli import models
     from alcli.artifacts.checkpoint import Checkpoint
     from alcli.artifacts.dataset import Dataset
-    from alcli.training import Recipe
-
-WEAK_SHIFT = 2  # pixels, the `--augment` shift (alcli.data)
-
-
-def hparams(recipe: Recipe) -> dict[str, Any]:
-    """FixMatch's hyper-parameters as recorded in the checkpoint."""
-    return {
-        "threshold": recipe.threshold, "mu": recipe.mu, "unlabeled_weight": recipe.unlabeled_weight,
-        "epoch_unit": "pass over the unlabelled rows", "weak_augment": f"shift ≤{WEAK_SHIFT}px, flip if colour",
-        "strong_ops_per_image": augment.OPS_PER_IMAGE, "strong_magnitude": "uniform [0, 1] per op",
-        "cutout_fraction": augment.CUTOUT_FRACTION, "cutout_fill": augment.CUTOUT_FILL,
-    }  # fmt: skip
-
+    from alcli.learn import models
+    from alcli.learn.recipe import Recipe
 
 def steps_per_epoch(n_unlabeled: int, batch_size: int, mu: int) -> int:
     return max(1, math.ceil(n_unlabeled / (mu * batch_size)))
@@ -67,8 +57,6 @@ def labelled_plan(n: int, batch_size: int, steps: int, rng: np.random.Generator)
 
 def unlabelled_plan(n: int, batch_size: int, mu: int, epochs: int, rng: np.random.Generator) -> list[list[np.ndarray]]:
     """Per epoch, a reshuffled pass over the unlabelled rows in batches of μ·B (the last may be smaller)."""
-    from alcli.training import batches
-
     return [batches(n, mu * batch_size, rng) for _ in range(epochs)]
 
 
@@ -88,14 +76,12 @@ def train(
     import torch
     from torch import nn
 
-    from alcli import training
-
     unlabeled = np.setdiff1d(np.asarray(unlabeled, np.int64), rows)
     if unlabeled.size < 2:
         raise AlcliError(f"needs at least 2 unlabelled rows, got {unlabeled.size} (every row is labelled or "
                          "excluded)", "--semi-supervised")
     recipe = dataclasses.replace(recipe, augment=True, extra=dict(recipe.extra))
-    run = training.setup(dataset, np.concatenate([rows, unlabeled]), recipe)
+    run = recipe_.setup(dataset, np.concatenate([rows, unlabeled]), recipe)
     net, opt, device = run.net, run.opt, run.device
     rng = np.random.default_rng(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -133,7 +119,7 @@ def train(
             masks[epoch] /= unlabeled.size
             now = time.perf_counter()
             seconds[epoch], t_epoch = now - t_epoch, now
-            training.check_loss(float(losses[epoch]), epoch)
+            recipe_.check_loss(float(losses[epoch]), epoch)
             if on_epoch is not None:
                 on_epoch(epoch, float(losses[epoch]))
     if stats is not None:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from alcli import distance
+from alcli.kcenter import distance
 
 MIN_CENTERS = 256  # fewer centers: a full product is cheap, FAISS answers
 VISIT_LIMIT = 0.15  # (point, center) pairs multiplied, a fraction of a block's: above, FAISS does the rest (a

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alcli import console, data, models
+from alcli import console
 from alcli.artifacts.checkpoint import Checkpoint
 from alcli.artifacts.dataset import Dataset
 from alcli.artifacts.report import Report
 from alcli.errors import AlcliError
+from alcli.learn import data, models
 
 
 @torch.no_grad()
