@@ -63,6 +63,11 @@ def emit_json(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def as_json(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` as `emit_json` prints it, read back: plain JSON values, NaN as None."""
+    return dict(json.loads(json.dumps(clean_nan(obj), sort_keys=True, default=_default, allow_nan=False)))
+
+
 def _default(value: Any) -> Any:
     import numpy as np
 

@@ -22,6 +22,7 @@ import numpy as np
 from alcli.artifacts.io import (
     Input,
     attrs_dict,
+    check_dataset,
     check_finite,
     check_format,
     check_magnitude,
@@ -106,18 +107,48 @@ def embeddings_from(src: Input, load: tuple[str, ...] = OPTIONAL, features: Any 
     if raw_indices is not None:
         indices = validate_indices(src, "indices", raw_indices, pool_size)
     emb = Embeddings(features, indices, pool_size, attrs=attrs, sha256=src.sha256, name=src.name)
-    ndims = {"probs": 2, "mc_probs": 3, "grad_features": 2}
     for key in load:
-        arr = read_array(src, key, kinds="f", ndim=(ndims[key],), required=False, finite=True)
-        if arr is None:
-            continue
-        rows = arr.shape[1] if key == "mc_probs" else arr.shape[0]
-        if rows != n:
-            raise src.fail(f"'{key}' covers {rows} rows, 'features' has {n}")
-        if key != "grad_features" and (arr.min() < 0 or arr.max() > 1 + 1e-4):
-            raise src.fail(f"'{key}' holds values outside [0, 1]: not probabilities")
-        setattr(emb, key, np.asarray(arr, np.float32))
+        arr = read_array(src, key, kinds="f", ndim=(_NDIM[key],), required=False, finite=True)
+        if arr is not None:
+            set_optional(src, emb, key, arr)
     return emb
+
+
+_NDIM = {"probs": 2, "mc_probs": 3, "grad_features": 2}
+
+
+def set_optional(src: Input, emb: Embeddings, key: str, arr: np.ndarray) -> None:
+    """Attach one optional array (probs, mc_probs, grad_features) after checking it covers every row."""
+    rows = arr.shape[1] if key == "mc_probs" else arr.shape[0]
+    if rows != emb.n:
+        raise src.fail(f"'{key}' covers {rows} rows, 'features' has {emb.n}")
+    if key != "grad_features" and (arr.min() < 0 or arr.max() > 1 + 1e-4):
+        raise src.fail(f"'{key}' holds values outside [0, 1]: not probabilities")
+    setattr(emb, key, np.asarray(arr, np.float32))
+
+
+def embeddings_of(features: Any, name: str = "features", store: Any = None, **optional: Any) -> Embeddings:
+    """In-memory arrays (features N×D, any of probs, mc_probs, grad_features) as embeddings of a pool of N
+    rows, with every check a file's arrays get; messages name `name`. `store`, when given, stands for the
+    features' rows (an out-of-core FeatureStore over them, already checked)."""
+    emb = _from_matrix(Input.named(name), features, store)
+    attach_optional(emb, **optional)
+    return emb
+
+
+def attach_optional(emb: Embeddings, **optional: Any) -> None:
+    """Attach in-memory optional arrays (probs, mc_probs, grad_features; None skipped), checked as a file's."""
+    src = Input.named(emb.name or "features")
+    for key, value in optional.items():
+        if value is None:
+            continue
+        if key not in _NDIM:
+            raise TypeError(f"unknown embeddings array {key!r}")
+        arr = value if hasattr(value, "dtype") else np.asarray(value)
+        check_dataset(src, key, arr, kinds="f", ndim=(_NDIM[key],))
+        arr = np.asarray(arr)
+        check_finite(src, key, arr)
+        set_optional(src, emb, key, arr)
 
 
 def _as_float32(src: Input, features: np.ndarray) -> np.ndarray:
@@ -126,7 +157,7 @@ def _as_float32(src: Input, features: np.ndarray) -> np.ndarray:
         block = features[start : start + _BLOCK_ROWS]
         check_finite(src, "features", block, offset=start)
         check_magnitude(block, features.shape[1], src.name)
-    return features.astype(np.float32, copy=False)
+    return np.ascontiguousarray(features, np.float32)  # C order: the same arithmetic as rows read from HDF5
 
 
 def read_npy(path: str, features: Any = None) -> Embeddings:
@@ -139,7 +170,14 @@ def read_npy(path: str, features: Any = None) -> Embeddings:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise AlcliError(f"not a readable .npy matrix ({' '.join(str(exc).split())[:120]})", path) from None
-    src = Input(None, path, sha256_file(path))  # type: ignore[arg-type]
+    src = Input.named(path, sha256_file(path))
+    return _from_matrix(src, arr, features)
+
+
+def _from_matrix(src: Input, arr: Any, features: Any) -> Embeddings:
+    """A bare N×D matrix (a .npy file, an array): a pool of N rows. `features` as in embeddings_from."""
+    if not hasattr(arr, "ndim"):
+        arr = np.asarray(arr)
     if arr.ndim != 2:
         raise src.fail(f"features must be 2-D (N×D), got shape {arr.shape}")
     if arr.dtype.kind not in "fiu":
@@ -149,7 +187,7 @@ def read_npy(path: str, features: Any = None) -> Embeddings:
     if features is None:
         features = _as_float32(src, np.asarray(arr))
     n = features.shape[0]
-    return Embeddings(features, np.arange(n, dtype=np.int64), n, sha256=src.sha256, name=path)
+    return Embeddings(features, np.arange(n, dtype=np.int64), n, sha256=src.sha256, name=src.name)
 
 
 def write_embeddings(path: str, emb: Embeddings, parents: dict[str, str] | None = None) -> None:

@@ -61,6 +61,11 @@ class Input:
     def fail(self, message: str) -> AlcliError:
         return AlcliError(message, self.name)
 
+    @classmethod
+    def named(cls, name: str, sha256: str = "") -> Input:
+        """No file behind it: in-memory arrays (or a .npy matrix) checked as a file's, messages naming `name`."""
+        return cls(None, name, sha256)  # type: ignore[arg-type]
+
 
 def _spool_stdin() -> tuple[str, str]:
     """Copy stdin to a temporary file; return (path, sha256). Empty stdin is an error."""
@@ -245,7 +250,8 @@ def read_array(
     return data
 
 
-def check_dataset(src: Input, name: str, node: h5py.Dataset, *, kinds: str, ndim: tuple[int, ...]) -> None:
+def check_dataset(src: Input, name: str, node: h5py.Dataset | np.ndarray, *, kinds: str,
+                  ndim: tuple[int, ...]) -> None:
     if node.dtype.kind not in kinds:
         raise src.fail(f"'{name}' has dtype {node.dtype}, expected {_kind_words(kinds)}")
     if node.ndim not in ndim:

@@ -57,6 +57,19 @@ def validate_indices(src: Input, name: str, indices: np.ndarray, pool_size: int)
     return indices
 
 
+def labeled_of(rows: Any, pool_size: int, name: str = "labeled") -> LabeledSet:
+    """Data-set rows in any order (an index array) as a labelled set of one round 0, checked as a file's
+    'indices' are (integers, in the pool, each once); messages name `name`."""
+    src = Input.named(name)
+    arr = np.asarray(rows)
+    if arr.size == 0:
+        return LabeledSet.empty(pool_size)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise src.fail(f"'indices' must be a 1-D array of integers, got {arr.dtype} with shape {arr.shape}")
+    indices = validate_indices(src, "indices", np.sort(arr), pool_size)
+    return LabeledSet(indices, np.zeros(indices.size, np.int32), pool_size, name=name)
+
+
 def read_labeled(path: str) -> LabeledSet:
     with open_input(path) as src:
         return labeled_from(src)
@@ -97,11 +110,16 @@ def write_labeled(path: str, labeled: LabeledSet, parents: dict[str, str] | None
             if key in _RESERVED:
                 continue
             out.attrs[key] = "" if value is None else value
-        out.attrs["report"] = json.dumps(labeled.report, sort_keys=True, default=_json_default)
+        out.attrs["report"] = report_json(labeled.report)
         out.create_dataset("indices", data=np.asarray(labeled.indices, np.int64))
         out.create_dataset("round", data=np.asarray(labeled.rounds, np.int32))
         out.create_dataset("last_picks", data=np.asarray(labeled.last_picks, np.int64))
         out.create_dataset("last_scores", data=np.asarray(labeled.last_scores, np.float64))
+
+
+def report_json(report: dict[str, Any]) -> str:
+    """The `report` attr's text (numpy values as plain JSON)."""
+    return json.dumps(report, sort_keys=True, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import click
+from click.core import ParameterSource
 import numpy as np
 
 from alcli import console
@@ -13,8 +13,9 @@ from alcli.artifacts import STDIO, LabeledSet, check_output, read_dataset, read_
 from alcli.artifacts.embeddings import OPTIONAL
 from alcli.errors import AlcliError
 from alcli.options import INPUT, OUTPUT, Command
-from alcli.selection import REGISTRY
-from alcli.selection.run import Round, get_strategy, select_round
+from alcli.scale.cluster import select_runner
+from alcli.selection import REGISTRY, Strategy
+from alcli.selection.run import Round, get_strategy, resolve_params, select_round
 
 
 def _method_help() -> str:
@@ -87,14 +88,13 @@ def command(embeddings: str, labeled_path: str | None, budget: int, method: str,
     if as_json and output == STDIO:
         raise AlcliError("--json prints to stdout, so the artifact needs -o FILE", "--json")
     check_output(output)
-    own = {p.name for p in strat.params}
-    params = {k: v for k, v in params.items() if k in own}
+    params = resolve_params(strat, _given(strat, params), flags=True)
     limit = resolve_memory_limit(memory_limit, embeddings, strat.name, distributed=bool(scheduler))
     emb = read_embeddings(embeddings, load=tuple(n for n in OPTIONAL if n in strat.loads), memory_limit=limit)
     labeled = read_labeled(labeled_path) if labeled_path else LabeledSet.empty(emb.pool_size)
     exclude = _read_exclude(exclude_paths, emb.pool_size)
     labels = read_dataset(labels_path).labels if labels_path else None
-    with _cluster(scheduler, distributed_mode, strat.name) as runner:
+    with select_runner(scheduler, distributed_mode, strat.name) as runner:
         rnd = select_round(emb, labeled, method, budget, seed=seed, exclude=exclude, labels=labels,
                            params=params, radius=radius, runner=runner)
     parents = {"embeddings": emb.sha256}
@@ -104,12 +104,12 @@ def command(embeddings: str, labeled_path: str | None, budget: int, method: str,
     _report(rnd, as_json)
 
 
-def _cluster(scheduler: str | None, mode: str, method: str) -> Any:
-    if not scheduler:
-        return contextlib.nullcontext(None)
-    from alcli.scale import distributed
-
-    return distributed.cluster_runner(scheduler, mode, method)
+def _given(strat: Strategy, params: dict[str, Any]) -> dict[str, Any]:
+    """The method's own options, plus any other method's option typed on the command line (an error)."""
+    ctx = click.get_current_context()
+    own = {p.name for p in strat.params}
+    unset = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+    return {k: v for k, v in params.items() if k in own or ctx.get_parameter_source(k) not in unset}
 
 
 def _read_exclude(paths: tuple[str, ...], pool_size: int) -> np.ndarray | None:
@@ -126,8 +126,7 @@ def _read_exclude(paths: tuple[str, ...], pool_size: int) -> np.ndarray | None:
 
 def _report(rnd: Round, as_json: bool) -> None:
     info = rnd.summary()
-    if "distributed" in rnd.result.report:  # --scheduler: mode, workers, overhead / approximation bound
-        info["distributed"] = {k: v for k, v in rnd.result.report.items() if k != "seconds"}
+    if "distributed" in info:  # --scheduler: mode, workers, overhead / approximation bound
         console.say(f"dask: {' · '.join(f'{k} {console.fmt(v)}' for k, v in info['distributed'].items())}")
     if as_json:
         console.emit_json(console.clean_nan(info))

@@ -281,8 +281,8 @@ def _spool(node: h5py.Dataset, name: str, page_budget: int) -> FeatureStore:
 OUT_OF_CORE_METHODS = ("kcenter", "random")
 
 
-def resolve_memory_limit(text: str | None, path: str, method: str, distributed: bool = False) -> int | None:
-    """Bytes for `select --memory-limit` (None = in memory). Without the option, features files larger
+def resolve_memory_limit(text: str | int | None, path: str, method: str, distributed: bool = False) -> int | None:
+    """Bytes for `select --memory-limit` (a size text or bytes; None = in memory). Without the option, features files larger
     than 70% of the available memory go out of core under half of it, for the methods that support it;
     with a Dask scheduler the driver only streams the rows to the workers, so it reads them out of core
     under max(512 MiB, a quarter of the file)."""
@@ -294,8 +294,16 @@ def resolve_memory_limit(text: str | None, path: str, method: str, distributed: 
         if method in OUT_OF_CORE_METHODS and avail and size > 0.7 * avail:
             return avail // 2
         return None
-    limit = parse_size(text)
+    limit = _bytes(text)
     if method not in OUT_OF_CORE_METHODS:
         raise AlcliError(f"method {method!r} needs the features in memory; out of core: "
                          f"{', '.join(OUT_OF_CORE_METHODS)}", "--memory-limit")
     return limit
+
+
+def _bytes(size: str | int) -> int:
+    if isinstance(size, str):
+        return parse_size(size)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+        raise AlcliError(f"{size!r} is not a size (use e.g. 200M, 2G, 1.5G, or a number of bytes)", "--memory-limit")
+    return int(size)

@@ -7,7 +7,7 @@ Every strategy goes through `select_round`, so input validation, the covering ra
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from alcli.artifacts.embeddings import Embeddings
 from alcli.artifacts.labeled import LabeledSet, add_round
 from alcli.errors import AlcliError
 from alcli.kcenter.greedy import covering_radius
-from alcli.selection.base import REGISTRY, Problem, Result, Strategy
+from alcli.selection.base import REGISTRY, Param, Problem, Result, Strategy
 
 
 @dataclass
@@ -41,7 +41,12 @@ class Round:
             "radius_after": res.radius_after,
             "seconds": round(self.seconds, 4),
             "round": int(self.labeled.next_round - 1),
+            **({"distributed": self.distributed()} if "distributed" in self.result.report else {}),
         }
+
+    def distributed(self) -> dict[str, Any]:
+        """A Dask run's mode, workers, overhead and approximation bound (no timings)."""
+        return {k: v for k, v in self.result.report.items() if k != "seconds"}
 
 
 def get_strategy(name: str) -> Strategy:
@@ -49,6 +54,42 @@ def get_strategy(name: str) -> Strategy:
         return REGISTRY[name]
     except KeyError:
         raise AlcliError(f"unknown method {name!r}; choose one of {', '.join(sorted(REGISTRY))}", "--method") from None
+
+
+def resolve_params(strat: Strategy, given: Mapping[str, Any], flags: bool = False) -> dict[str, Any]:
+    """Every option of `strat` (its Params), given or default; a name it does not have is an AlcliError
+    naming it and listing the ones it has. `flags`: name them as the CLI's options (--outlier-fraction)."""
+    own = {p.name: p for p in strat.params}
+
+    def shown(name: str) -> str:
+        return "--" + name.replace("_", "-") if flags else name
+
+    for name in given:
+        if name not in own:
+            listed = ", ".join(shown(p) for p in own) or "none"
+            raise AlcliError(f"method {strat.name!r} has no option {shown(name)!r} (its options: {listed})",
+                             shown(name))
+    return {name: _param_value(p, given[name], shown(name)) if name in given else p.default
+            for name, p in own.items()}
+
+
+_TYPE_WORDS = {int: "integer", float: "number"}
+
+
+def _param_value(param: Param, value: Any, source: str) -> Any:
+    """A value as the CLI's option type would give it (int, float, bool flag, a choice), or an AlcliError."""
+    if value is None or param.flag:
+        return value if value is None else bool(value)
+    kind = param.type
+    if kind is int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if kind is float and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    choices = getattr(kind, "choices", None)
+    if choices is not None and value in choices:
+        return value
+    want = f"one of {', '.join(map(str, choices))}" if choices is not None else _TYPE_WORDS.get(kind, "value")
+    raise AlcliError(f"{value!r} is not a valid {want}", source)
 
 
 def select_round(
