@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from click.core import ParameterSource
 import numpy as np
+from click.core import ParameterSource
 
 from alcli import console
 from alcli.artifacts import STDIO, LabeledSet, check_output, read_dataset, read_labeled, write_labeled

@@ -282,8 +282,8 @@ OUT_OF_CORE_METHODS = ("kcenter", "random")
 
 
 def resolve_memory_limit(text: str | int | None, path: str, method: str, distributed: bool = False) -> int | None:
-    """Bytes for `select --memory-limit` (a size text or bytes; None = in memory). Without the option, features files larger
-    than 70% of the available memory go out of core under half of it, for the methods that support it;
+    """Bytes for `select --memory-limit` (a size text, or bytes; None = in memory). Without the option, features
+    files larger than 70% of the available memory go out of core under half of it, for the methods that support it;
     with a Dask scheduler the driver only streams the rows to the workers, so it reads them out of core
     under max(512 MiB, a quarter of the file)."""
     if text is None:
