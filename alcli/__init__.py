@@ -10,12 +10,13 @@ The Python API (alcli.api), loaded on first use so that `import alcli` stays lig
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 __version__ = "0.1.0"
 __all__ = ["AlcliError", "Selection", "covering_radius", "read", "select", "write"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from alcli.api import Selection, covering_radius, read, select, write
     from alcli.errors import AlcliError
 
