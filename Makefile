@@ -8,7 +8,7 @@ GPU    ?= 0
 LS_VENV  := .venv-ls
 LS_STAMP := $(LS_VENV)/.installed
 
-.PHONY: setup demo label-demo test test-integration lint bench clean
+.PHONY: setup demo label-demo test test-integration lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check alcli tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -q tests -m "not labelstudio"

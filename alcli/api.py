@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import h5py
 import numpy as np
@@ -41,7 +41,7 @@ from alcli.selection.run import Round, get_strategy, resolve_params, select_roun
 
 __all__ = ["AlcliError", "Selection", "covering_radius", "read", "select", "write"]
 
-Features = npt.ArrayLike | h5py.Dataset | Embeddings | str | os.PathLike[str]
+Features: TypeAlias = npt.ArrayLike | h5py.Dataset | Embeddings | str | os.PathLike[str]
 
 
 @dataclass(frozen=True)

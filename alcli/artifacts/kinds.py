@@ -5,20 +5,20 @@ reader and writer do the work, so validation and sealing are the commands'."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from alcli.artifacts import checkpoint, coords, dataset, embeddings, labeled, report
 from alcli.artifacts.checkpoint import Checkpoint, Expected
 from alcli.artifacts.coords import Coords
 from alcli.artifacts.dataset import Dataset
 from alcli.artifacts.embeddings import Embeddings
-from alcli.artifacts.io import FORMAT_PREFIX, format_of, open_input
+from alcli.artifacts.io import format_of, open_input
 from alcli.artifacts.labeled import LabeledSet
-from alcli.artifacts.output import check_output
+from alcli.artifacts.output import FORMAT_PREFIX, check_output
 from alcli.artifacts.report import Report
 from alcli.errors import AlcliError
 
-Artifact = Dataset | LabeledSet | Embeddings | Checkpoint | Report | Coords
+Artifact: TypeAlias = Dataset | LabeledSet | Embeddings | Checkpoint | Report | Coords
 KINDS = ("dataset", "labeled", "embeddings", "checkpoint", "report", "coords")
 
 
