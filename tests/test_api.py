@@ -198,6 +198,9 @@ def test_unknown_option_lists_the_methods_options(data: dict[str, Any]) -> None:
         alcli.select(data["x"], budget=3, method="kcenter-robust", outliers="x")
     with pytest.raises(alcli.AlcliError, match="needs 'mc_probs'"):
         alcli.select(data["x"], budget=3, method="bald")
+    with pytest.raises(alcli.AlcliError) as exc:  # a strategy's own check names the keyword, not the flag
+        alcli.select(data["x"], budget=3, method="bmdr", probs=data["probs"], bmdr_beta=-1.0)
+    assert exc.value.source == "bmdr_beta"
 
 
 def _brute_radius(x: np.ndarray, centers: np.ndarray) -> float | None:
