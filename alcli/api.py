@@ -34,7 +34,7 @@ from alcli.artifacts.kinds import Artifact, read_any, write_any
 from alcli.artifacts.labeled import labeled_of, report_json
 from alcli.errors import AlcliError
 from alcli.kcenter.greedy import covering_radius as _covering_radius
-from alcli.scale.cluster import select_runner
+from alcli.scale.distributed import select_runner
 from alcli.scale.outofcore import page_budget_for, read_embeddings, resolve_memory_limit, store_from_dataset
 from alcli.selection.base import Strategy
 from alcli.selection.run import Round, get_strategy, resolve_params, select_round

@@ -13,7 +13,7 @@ from alcli.artifacts import STDIO, LabeledSet, check_output, read_dataset, read_
 from alcli.artifacts.embeddings import OPTIONAL
 from alcli.errors import AlcliError
 from alcli.options import INPUT, OUTPUT, Command
-from alcli.scale.cluster import select_runner
+from alcli.scale.distributed import select_runner
 from alcli.selection import REGISTRY, Strategy
 from alcli.selection.run import Round, get_strategy, resolve_params, select_round
 

@@ -88,13 +88,3 @@ def workers(client: Any) -> list[str]:
 
 def short(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
-
-
-def select_runner(spec: str | None, mode: str, method: str) -> contextlib.AbstractContextManager[Any]:
-    """`select --scheduler` (and `alcli.select(scheduler=...)`): a context giving the select_round runner
-    on the cluster, or None (the strategy's own function) without a scheduler. Dask loads only with one."""
-    if not spec:
-        return contextlib.nullcontext(None)
-    from alcli.scale import distributed
-
-    return distributed.cluster_runner(spec, mode, method)

@@ -363,3 +363,11 @@ def cluster_runner(spec: str, mode: str, method: str) -> Iterator[Callable[[Prob
         raise AlcliError(f"runs method kcenter only, not {method!r} (unset ALCLI_SCHEDULER for others)", SOURCE)
     with connect(spec) as client:
         yield runner(client, mode)
+
+
+def select_runner(spec: str | None, mode: str, method: str) -> contextlib.AbstractContextManager[Any]:
+    """`select --scheduler` (and `alcli.select(scheduler=...)`): a context giving the select_round runner
+    on the cluster, or None (the strategy's own function) without a scheduler. Dask loads only with one."""
+    if not spec:
+        return contextlib.nullcontext(None)
+    return cluster_runner(spec, mode, method)
