@@ -131,23 +131,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def worker_init() -> None:
-    """In each decoder process: Ctrl-C is the parent's alone (it stops the pool), warnings stay quiet, and the
-    process ends as soon as its parent does, however the parent ended (even SIGKILL)."""
-    import multiprocessing
+    """In each decoder process: Ctrl-C is the parent's alone (it stops the workers), warnings stay quiet."""
     import signal
-    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     warnings.simplefilter("ignore")
-    parent = multiprocessing.parent_process()
-    if parent is None or parent.sentinel is None:
-        return
-
-    def watch() -> None:
-        from multiprocessing.connection import wait
-
-        wait([parent.sentinel])
-        os._exit(0)
-
-    threading.Thread(target=watch, name="alcli-parent-watch", daemon=True).start()

@@ -10,7 +10,7 @@ stopped by Ctrl-C or a failure is continued by the same command; on success that
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import h5py
@@ -23,10 +23,11 @@ from alcli.images import decode
 from alcli.images.folder import list_images
 from alcli.images.partial import Progress, chunk_rows, fingerprint, partial_path, progress_file
 from alcli.images.workers import default_workers, ordered, worker_pool
+from alcli.signals import at_safe_points
 
 _PROBE_TASK = 64  # files per header-pass task
 _DECODE_TASK = 8  # files per decode task
-_WINDOW = 4  # tasks in flight per worker
+_WINDOW = 3  # tasks in flight per worker
 _NAMED = 10  # unreadable files named in the error line
 
 
@@ -47,11 +48,11 @@ def pack_folder(folder: str, output: str, *, unlabelled: bool = False, size: tup
     if fit not in decode.FITS:
         raise AlcliError(f"expected one of {', '.join(decode.FITS)}, got {fit!r}", "--fit")
     paths, labels, classes = list_images(folder, unlabelled)
-    with worker_pool(workers or default_workers()) as pool:
-        window = _WINDOW * (workers or default_workers())
+    with at_safe_points() as check, worker_pool(workers or default_workers()) as pool:
+        window = _WINDOW
         probes: list[decode.Probe] = []
         tasks = ((folder, paths[i:i + _PROBE_TASK]) for i in range(0, len(paths), _PROBE_TASK))
-        for found in ordered(pool, decode.probe_many, tasks, window, lambda t: _names(t[1])):
+        for found in ordered(pool, decode.probe_many, tasks, window, lambda t: _names(t[1]), check):
             probes += found
         bad = [(i, p[1]) for i, p in enumerate(probes) if p[0] == "bad"]
         if bad and not skip_unreadable:
@@ -64,7 +65,8 @@ def pack_folder(folder: str, output: str, *, unlabelled: bool = False, size: tup
         row_shape = (height, width, 3) if mode == "RGB" else (height, width)
         options = {"unlabelled": unlabelled, "size": size, "fit": fit if size else None, "mode": mode}
         fp = fingerprint(folder, paths, labels, classes, options)
-        job = _Job(folder, paths, labels, classes, good, mode, size, fit, row_shape, skip_unreadable, dict(bad))
+        job = _Job(folder, paths, labels, classes, good, mode, size, fit, row_shape, skip_unreadable, dict(bad),
+                   check)
         if output == STDIO:
             with atomic_path(STDIO, ".h5") as tmp, progress_file(tmp, STDIO, fp, row_shape, resume=False) as prog:
                 return job.run(prog, pool, window)
@@ -91,6 +93,7 @@ class _Job:
     row_shape: tuple[int, ...]
     skip: bool
     bad: dict[int, str]  # listing index -> reason, from the header pass
+    check: Callable[[], None]  # raises KeyboardInterrupt after a Ctrl-C (alcli.signals.at_safe_points)
 
     def run(self, prog: Progress, pool: object, window: int) -> Packed:
         resumed = prog.done
@@ -113,6 +116,7 @@ class _Job:
                     prog.commit(self._block(rows), failed, done)
                     advance(len(rows) + len(failed))
                     rows, failed = [], []
+                    self.check()
         late = {self.good[k]: why for k, why in prog.failed}  # unreadable only when decoded (truncated)
         bad = sorted({**self.bad, **late}.items())
         if bad and not self.skip:
@@ -126,7 +130,7 @@ class _Job:
         spec = (self.mode, self.size, self.fit)
         tasks = ((self.folder, [self.paths[i] for i in todo[k:k + _DECODE_TASK]], *spec)
                  for k in range(0, len(todo), _DECODE_TASK))
-        for found in ordered(pool, decode.decode_many, tasks, window, lambda t: _names(t[1])):
+        for found in ordered(pool, decode.decode_many, tasks, window, lambda t: _names(t[1]), self.check):
             yield from found
 
     def _block(self, rows: list[bytes]) -> np.ndarray:

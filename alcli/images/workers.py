@@ -1,11 +1,13 @@
-"""The decoder processes of `alcli pack`: a process pool whose results come back in submission order
-through a bounded window (so memory stays flat whatever the number of images), or the same calls made
-in-process for one worker.
+"""The decoder processes of `alcli pack`: tasks go to the workers in turn over one pipe each, so task k's
+result is the next message on worker k mod W's pipe: results come back in order with no reordering
+buffer, and a bounded number of tasks in flight per worker keeps memory flat whatever the number of
+images. With one worker the same calls run in-process.
 
+No executor, queue or feeder thread: nothing that can hang the interpreter's exit once workers are killed.
 Workers start from a forkserver (no fork of a process with threads and open HDF5 files). Ctrl-C is the
-parent's alone: the forkserver is started with SIGINT blocked, so every worker is born deaf to it, and each
-worker then ignores it (alcli.images.decode.worker_init); the parent's KeyboardInterrupt stops the pool
-(terminating the workers) on its way out. Workers also end by themselves when the parent is gone.
+parent's alone: the forkserver starts with SIGINT blocked, so each worker is born deaf to it, and then
+ignores it (alcli.images.decode.worker_init); the parent's KeyboardInterrupt kills the workers on its way
+out. A worker whose parent is gone ends at its next read or write on the pipe.
 """
 
 from __future__ import annotations
@@ -28,68 +30,117 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class Pool:
+    """`workers` decoder processes, each behind its own pipe."""
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+        from multiprocessing import forkserver
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["alcli.images.decode", "alcli.images.workers"])
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            forkserver.ensure_running()  # inherits the blocked SIGINT, and so does every worker it forks
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        self.procs: list[Any] = []
+        self.conns: list[Any] = []
+        for _ in range(workers):
+            mine, theirs = context.Pipe()
+            proc = context.Process(target=serve, args=(theirs,), daemon=True, name="alcli-decoder")
+            self.procs.append(proc)
+            self.conns.append(mine)
+            proc.start()
+            theirs.close()  # only the worker holds its end: its death reads as EOF here
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc in self.procs:
+            proc.join(5)
+        self.kill()
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(Exception):
+                proc.kill()
+        for proc in self.procs:
+            with contextlib.suppress(Exception):
+                proc.join(2)
+        for conn in self.conns:
+            conn.close()
+
+
 @contextlib.contextmanager
-def worker_pool(workers: int) -> Iterator[Any]:
-    """A ProcessPoolExecutor of `workers` decoder processes, or None for one worker (decode in-process)."""
+def worker_pool(workers: int) -> Iterator[Pool | None]:
+    """A Pool of `workers` decoder processes, or None for one worker (decode in-process)."""
     if workers <= 1:
         yield None
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import forkserver
-
-    from alcli.images import decode
-
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["alcli.images.decode"])
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    pool: Pool | None = None
     try:
-        forkserver.ensure_running()  # inherits the blocked SIGINT, and so does every worker it forks
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=decode.worker_init)
-    try:
+        pool = Pool(workers)
         yield pool
     except BaseException:
-        _stop(pool)
+        if pool is not None:
+            pool.kill()
         raise
-    pool.shutdown(wait=True)
+    pool.close()
 
 
-def _stop(pool: Any) -> None:
-    """End the workers now (Ctrl-C, an error): pending work is dropped, running work killed."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in processes:
-        with contextlib.suppress(Exception):
-            proc.terminate()
-    for proc in processes:
-        with contextlib.suppress(Exception):
-            proc.join(2)
+def serve(conn: Any) -> None:
+    """A worker's life: (fn, args) in, ("ok", result) or ("error", traceback) out, until None or EOF."""
+    import traceback
+
+    from alcli.images.decode import worker_init
+
+    worker_init()
+    try:
+        while (task := conn.recv()) is not None:
+            fn, args = task
+            try:
+                reply = ("ok", fn(*args))
+            except Exception:  # a bug: the parent reports it (exit 1)
+                reply = ("error", traceback.format_exc())
+            conn.send(reply)
+    except (EOFError, OSError):  # the parent is gone
+        pass
+    os._exit(0)
 
 
-def ordered(pool: Any, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]], window: int,
-            what: Callable[[tuple[Any, ...]], str]) -> Iterator[Any]:
-    """fn(*task) for each task, in the tasks' order; at most `window` tasks in flight (results that finish
-    early wait for those before them). `what(task)` names a task's files when a worker dies on it."""
+def ordered(pool: Pool | None, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]], depth: int,
+            what: Callable[[tuple[Any, ...]], str], check: Callable[[], None]) -> Iterator[Any]:
+    """fn(*task) for each task, in the tasks' order, at most `depth` tasks in flight per worker. `what(task)`
+    names a task's files when a worker dies on it; `check()` (alcli.signals.at_safe_points) is called at
+    least every 0.1 s while waiting."""
     if pool is None:
         for task in tasks:
+            check()
             yield fn(*task)
         return
-    from concurrent.futures.process import BrokenProcessPool
+    width = len(pool.conns)
+    pending: deque[tuple[int, tuple[Any, ...]]] = deque()  # (worker, task) in submission order
 
-    pending: deque[tuple[Any, tuple[Any, ...]]] = deque()
-
-    def result(future: Any, task: tuple[Any, ...]) -> Any:
+    def result(worker: int, task: tuple[Any, ...]) -> Any:
+        conn = pool.conns[worker]
         try:
-            return future.result()
-        except BrokenProcessPool:
+            while not conn.poll(0.1):
+                check()
+            status, value = conn.recv()
+        except (EOFError, OSError):
             raise AlcliError(f"a decoder process died (out of memory, or a decoder crash) on one of {what(task)}",
                              "pack") from None
+        if status == "error":
+            raise RuntimeError(f"a decoder process failed:\n{value}")
+        return value
 
-    for task in tasks:
-        pending.append((pool.submit(fn, *task), task))
-        if len(pending) >= window:
+    for k, task in enumerate(tasks):
+        worker = k % width
+        pool.conns[worker].send((fn, task))
+        pending.append((worker, task))
+        if len(pending) >= depth * width:
             yield result(*pending.popleft())
     while pending:
         yield result(*pending.popleft())
