@@ -12,6 +12,7 @@ beside it) returning a dict; `main` puts them together.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -72,7 +73,8 @@ def _photo(seed: int) -> np.ndarray:
     for ch in range(3):
         a, b = rng.uniform(-60, 60, 2)
         shift, f = rng.integers(0, SIDE), rng.integers(1, 3)
-        img[..., ch] = 128 + a * x + b * y + 40 * _WAVE[shift:shift + SIDE][None, :] * _WAVE[f * np.arange(SIDE)][:, None]
+        wave = _WAVE[shift:shift + SIDE][None, :] * _WAVE[f * np.arange(SIDE)][:, None]
+        img[..., ch] = 128 + a * x + b * y + 40 * wave
     img += rng.integers(-10, 11, (SIDE, SIDE, 3), dtype=np.int8)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -126,10 +128,8 @@ def run_tree(cmd: list[str], every: float = 0.05) -> dict:
                 tree = [root, *root.children(recursive=True)]
                 total = 0
                 for p in tree:
-                    try:
+                    with contextlib.suppress(psutil.Error):  # a worker that just ended
                         total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
                 peak = max(peak, total)
             except psutil.Error:
                 pass

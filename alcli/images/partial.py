@@ -110,7 +110,7 @@ def progress_file(file: str, output: str, fp: str, row_shape: tuple[int, ...], r
         if stale is None:
             mode = "a"
         else:
-            console.say(f"[bold]pack[/]: not resuming {file} ({stale}): starting over")
+            console.say(f"[bold]pack[/]: {file} cannot be continued ({stale}): starting over")
     with hdf5_file(file, output, mode) as handle:
         if mode == "w":
             rows = chunk_rows(row_shape)
