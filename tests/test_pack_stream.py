@@ -58,6 +58,7 @@ def mixed(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_parallel_equals_serial_bit_for_bit(mixed: Path, tmp_path: Path) -> None:
     for fit in ("stretch", "crop", "pad"):
         outs = []
