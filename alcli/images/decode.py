@@ -131,9 +131,12 @@ def _reason(exc: BaseException) -> str:
 
 
 def worker_init() -> None:
-    """In each decoder process: Ctrl-C is the parent's alone (it stops the workers), warnings stay quiet."""
+    """In each decoder process: Ctrl-C and SIGTERM (to the whole process group, as `timeout` sends it) are the
+    parent's alone (it kills the workers on its way out; a worker whose parent is gone ends at its next
+    read or write on its pipe); warnings stay quiet."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     warnings.simplefilter("ignore")

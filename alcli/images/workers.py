@@ -6,7 +6,7 @@ images. With one worker the same calls run in-process.
 No executor, queue or feeder thread: nothing that can hang the interpreter's exit once workers are killed.
 Workers start from a forkserver (no fork of a process with threads and open HDF5 files). Ctrl-C is the
 parent's alone: the forkserver starts with SIGINT blocked, so each worker is born deaf to it, and then
-ignores it (alcli.images.decode.worker_init); the parent's KeyboardInterrupt kills the workers on its way
+ignores it and SIGTERM (alcli.images.decode.worker_init); the parent kills the workers on its way
 out. A worker whose parent is gone ends at its next read or write on the pipe.
 """
 
@@ -130,6 +130,7 @@ def ordered(pool: Pool | None, fn: Callable[..., Any], tasks: Iterable[tuple[Any
                 check()
             status, value = conn.recv()
         except (EOFError, OSError):
+            check()  # a signal to the whole process group may have ended the worker first
             raise AlcliError(f"a decoder process died (out of memory, or a decoder crash) on one of {what(task)}",
                              "pack") from None
         if status == "error":
