@@ -3,15 +3,17 @@ artifacts). Progress bars appear only when stderr is a terminal and --quiet is o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 T = TypeVar("T")
 
@@ -100,3 +102,27 @@ def progress(items: Iterable[T], total: int, description: str) -> Iterator[T]:
         for item in items:
             yield item
             bar.advance(task)
+
+
+class _Rate(ProgressColumn):
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s")
+
+
+@contextlib.contextmanager
+def counter(total: int, description: str, unit: str, done: int = 0) -> Iterator[Callable[[int], None]]:
+    """A progress bar with the rate (UNIT/s) and the time left on stderr (a terminal, not --quiet), starting
+    at `done` (work already done, e.g. by an interrupted run); yields advance(n)."""
+    if _state["quiet"] or not stderr.is_terminal:
+        yield lambda n: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(unit),
+               TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(description, total=total, completed=done)
+        yield lambda n: bar.advance(task, n)

@@ -30,7 +30,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 GRACE_SECONDS = 1.0  # how long a native call may hold the main thread after Ctrl-C
 EXIT_SECONDS = 10.0  # how long an exit already under way may take before the watchdog ends it
@@ -148,6 +148,36 @@ def _watch(reader: object, writer: object, handled: list[int]) -> None:
     remove_temp_files()
     os.write(2, message)
     os._exit(code)
+
+
+@contextlib.contextmanager
+def at_safe_points() -> Iterator[Callable[[], None]]:
+    """Around a loop of Python code that runs library machinery (a process pool's futures and threads, weakref
+    callbacks): Ctrl-C or SIGTERM is only noted when it lands, and raised (KeyboardInterrupt, Terminated) by
+    the yielded check() where the loop calls it. A KeyboardInterrupt raised inside a weakref callback or a
+    __del__ is swallowed ('Exception ignored in ...' on stderr) and the Ctrl-C lost. The loop must call
+    check() at least every few tenths of a second (the watchdog ends the process after GRACE_SECONDS)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    landed: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in _ENDINGS if signum not in _ignored()}
+
+    def note(signum: int, frame: object) -> None:
+        landed.append(signum)
+
+    def check() -> None:
+        if landed:
+            raise Terminated() if landed[0] == signal.SIGTERM else KeyboardInterrupt()
+
+    for signum in previous:
+        signal.signal(signum, note)
+    try:
+        yield check
+        check()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager

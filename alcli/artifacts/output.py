@@ -89,10 +89,7 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
                 sys.stdout.buffer.flush()
                 remove_temp(tmp)
             else:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)
-                os.replace(tmp, path)
+                land(tmp, path)
                 temp_files.discard(tmp)
         except BrokenPipeError:
             raise
@@ -114,32 +111,48 @@ def _is_write_error(exc: OSError | RuntimeError) -> bool:
     return any(w in text for w in ("write", "no space", "file too large", "flush", "extend file"))
 
 
+def land(tmp: str, path: str) -> None:
+    """Give a finished file the mode a new file gets (umask) and rename it over `path` (atomic)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def create_output(path: str) -> Iterator[h5py.File]:
     """Yield a writable h5py.File; on success it lands at `path` (atomic rename) or on stdout."""
+    with atomic_path(path, ".h5") as tmp, hdf5_file(tmp, path) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def hdf5_file(file: str, path: str, mode: str = "w") -> Iterator[h5py.File]:
+    """An h5py.File on `file` (a temporary file, or a file kept between runs such as `pack`'s progress) for
+    the artifact `path`, with every artifact's failure handling: a failed write (full disk, file size limit)
+    is one line naming `path`, and the file is abandoned (never closed); on success it is closed and sealed."""
     _quiet_failed_writes()
-    with atomic_path(path, ".h5") as tmp:
-        handle = h5py.File(tmp, "w", userblock_size=SEAL_SIZE)
-        try:
-            yield handle
-        except BaseException as exc:
-            if isinstance(exc, (OSError, RuntimeError)) and _is_write_error(exc):
-                _abandon(handle)
-            else:
-                try:
-                    handle.close()
-                except Exception:  # the first error is the one to report
-                    _abandon(handle)
-            raise
-        try:
-            handle.close()  # flushes: a full disk often shows here first
-        except (OSError, RuntimeError) as exc:
+    handle = h5py.File(file, mode, userblock_size=SEAL_SIZE) if mode == "w" else h5py.File(file, mode)
+    try:
+        yield handle
+    except BaseException as exc:
+        if isinstance(exc, (OSError, RuntimeError)) and _is_write_error(exc):
             _abandon(handle)
             raise AlcliError(f"cannot write ({why(exc)})", display_output(path)) from None
         try:
-            seal(tmp)
-        except OSError as exc:
-            raise AlcliError(f"cannot write ({why(exc)})", display_output(path)) from None
+            handle.close()
+        except Exception:  # the first error is the one to report
+            _abandon(handle)
+        raise
+    try:
+        handle.close()  # flushes: a full disk often shows here first
+    except (OSError, RuntimeError) as exc:
+        _abandon(handle)
+        raise AlcliError(f"cannot write ({why(exc)})", display_output(path)) from None
+    try:
+        seal(file)
+    except OSError as exc:
+        raise AlcliError(f"cannot write ({why(exc)})", display_output(path)) from None
 
 
 # The seal: every artifact alcli writes starts with a 512-byte HDF5 user block holding the sha256 of the

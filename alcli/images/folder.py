@@ -1,18 +1,13 @@
-"""Image files on disk: which files are images, how a folder lists as a pool (ImageFolder rules or an
-unlabelled tree), and decoding them into one uint8 array. `alcli pack` and `alcli label` (folder answers)
-share it."""
+"""Image files on disk: which files are images, and how a folder lists as a pool (ImageFolder rules or an
+unlabelled tree). `alcli pack` and `alcli label` (folder answers) share it; decoding is alcli.images.decode."""
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
-
-from alcli import console
 from alcli.errors import AlcliError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")
 
 
 def list_images(folder: str, unlabelled: bool) -> tuple[list[str], list[int], list[str]]:
@@ -77,41 +72,3 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise AlcliError(f"expected HxW such as 32x32, got {text!r}", "--size")
     return int(parts[0]), int(parts[1])
-
-
-def load_images(folder: str, paths: list[str], size: tuple[int, int] | None) -> np.ndarray:
-    """uint8 N×H×W (every image grey) or N×H×W×3; all images must share one size unless `size` is given."""
-    from PIL import Image, UnidentifiedImageError
-
-    def open_one(rel: str) -> Image.Image:
-        full = os.path.join(folder, rel)
-        try:
-            img = Image.open(full)
-            img.load()
-            return img
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise AlcliError(f"not a readable image ({' '.join(str(exc).split())[:100]})", full) from None
-
-    grey = True
-    for rel in paths:  # decide grey vs colour before allocating
-        with open_one(rel) as img:
-            grey &= img.mode in _GREY_MODES and not (img.mode == "P" and _palette_colour(img))
-    first = open_one(paths[0])
-    h, w = size if size else (first.height, first.width)
-    out = np.empty((len(paths), h, w) if grey else (len(paths), h, w, 3), np.uint8)
-    for i, rel in enumerate(console.progress(paths, len(paths), "pack")):
-        img = first if i == 0 else open_one(rel)
-        img = img.convert("L" if grey else "RGB")
-        if size:
-            img = img.resize((w, h), Image.Resampling.BILINEAR)
-        elif (img.height, img.width) != (h, w):
-            raise AlcliError(f"is {img.height}x{img.width}, the first image {h}x{w}: pass --size HxW to resize",
-                             os.path.join(folder, rel))
-        out[i] = np.asarray(img, np.uint8)
-    return out
-
-
-def _palette_colour(img: object) -> bool:
-    rgb = img.convert("RGB")  # type: ignore[attr-defined]
-    arr = np.asarray(rgb)
-    return not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]))

@@ -1,0 +1,181 @@
+"""`alcli pack`'s work: an image folder → an alcli.dataset artifact, streamed.
+
+Two passes over the folder's files, both in the decoder processes (alcli.images.workers): the header
+pass (size, colour, EXIF orientation; no pixels) fixes the output's shape, the decode pass writes rows in
+listing order into a chunked `images` data set as they come. Memory stays bounded: a few tasks in flight,
+one chunk of rows waiting to be written. Progress lives in OUTPUT.partial (alcli.images.partial): a run
+stopped by Ctrl-C or a failure is continued by the same command; on success that file becomes OUTPUT.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from alcli import console
+from alcli.artifacts.output import STDIO, atomic_path, land, stamp
+from alcli.errors import AlcliError
+from alcli.images import decode
+from alcli.images.folder import list_images
+from alcli.images.partial import Progress, chunk_rows, fingerprint, partial_path, progress_file
+from alcli.images.workers import default_workers, ordered, worker_pool
+from alcli.signals import at_safe_points
+
+_PROBE_TASK = 64  # files per header-pass task
+_DECODE_TASK = 8  # files per decode task
+_WINDOW = 3  # tasks in flight per worker
+_NAMED = 10  # unreadable files named in the error line
+
+
+@dataclass
+class Packed:
+    """What `pack_folder` wrote: for the summary line."""
+
+    rows: int
+    shape: tuple[int, ...]
+    classes: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    resumed: int = 0  # files of the listing an earlier run had done
+
+
+def pack_folder(folder: str, output: str, *, unlabelled: bool = False, size: tuple[int, int] | None = None,
+                fit: str = "stretch", workers: int | None = None, skip_unreadable: bool = False) -> Packed:
+    """Pack the images under `folder` into the dataset artifact `output` (`-` = stdout, never resumed)."""
+    if fit not in decode.FITS:
+        raise AlcliError(f"expected one of {', '.join(decode.FITS)}, got {fit!r}", "--fit")
+    paths, labels, classes = list_images(folder, unlabelled)
+    with at_safe_points() as check, worker_pool(workers or default_workers()) as pool:
+        window = _WINDOW
+        probes: list[decode.Probe] = []
+        tasks = ((folder, paths[i:i + _PROBE_TASK]) for i in range(0, len(paths), _PROBE_TASK))
+        for found in ordered(pool, decode.probe_many, tasks, window, lambda t: _names(t[1]), check):
+            probes += found
+        bad = [(i, p[1]) for i, p in enumerate(probes) if p[0] == "bad"]
+        if bad and not skip_unreadable:
+            raise _unreadable(folder, paths, bad)
+        good = [i for i, p in enumerate(probes) if p[0] == "ok"]
+        if not good:
+            raise AlcliError("holds no readable image", folder)
+        mode = "RGB" if any(probes[i][3] for i in good) else "L"
+        height, width = size if size else _one_size(folder, paths, probes, good)
+        row_shape = (height, width, 3) if mode == "RGB" else (height, width)
+        options = {"unlabelled": unlabelled, "size": size, "fit": fit if size else None, "mode": mode}
+        fp = fingerprint(folder, paths, labels, classes, options)
+        job = _Job(folder, paths, labels, classes, good, mode, size, fit, row_shape, skip_unreadable, dict(bad),
+                   check)
+        if output == STDIO:
+            with atomic_path(STDIO, ".h5") as tmp, progress_file(tmp, STDIO, fp, row_shape, resume=False) as prog:
+                return job.run(prog, pool, window)
+        partial = partial_path(output)
+        with progress_file(partial, output, fp, row_shape, resume=True) as prog:
+            packed = job.run(prog, pool, window)
+        try:
+            land(partial, output)
+        except OSError as exc:
+            raise AlcliError(f"cannot write ({exc.strerror or exc})", output) from None
+        return packed
+
+
+@dataclass
+class _Job:
+    folder: str
+    paths: list[str]
+    labels: list[int]
+    classes: list[str]
+    good: list[int]  # listing indices the header pass could read
+    mode: str
+    size: tuple[int, int] | None
+    fit: str
+    row_shape: tuple[int, ...]
+    skip: bool
+    bad: dict[int, str]  # listing index -> reason, from the header pass
+    check: Callable[[], None]  # raises KeyboardInterrupt after a Ctrl-C (alcli.signals.at_safe_points)
+
+    def run(self, prog: Progress, pool: object, window: int) -> Packed:
+        resumed = prog.done
+        if resumed:
+            console.say(f"[bold]pack[/]: resuming: {resumed} of {len(self.good)} images already done")
+        todo = self.good[resumed:]
+        per_chunk = chunk_rows(self.row_shape)
+        rows: list[bytes] = []
+        failed: list[tuple[int, str]] = []  # (position in `good`, reason)
+        with console.counter(len(self.good), "pack", "images", done=resumed) as advance:
+            for k, result in enumerate(self._decoded(todo, pool, window), start=resumed):
+                done = k + 1
+                if result[0] == "bad":
+                    failed.append((k, result[1]))
+                elif self.size is None and result[1:3] != self.row_shape[:2]:
+                    raise self._size_error(self.good[k], result[1], result[2])
+                else:
+                    rows.append(result[3])
+                if len(rows) == per_chunk or done == len(self.good):
+                    prog.commit(self._block(rows), failed, done)
+                    advance(len(rows) + len(failed))
+                    rows, failed = [], []
+                    self.check()
+        late = {self.good[k]: why for k, why in prog.failed}  # unreadable only when decoded (truncated)
+        bad = sorted({**self.bad, **late}.items())
+        if bad and not self.skip:
+            raise _unreadable(self.folder, self.paths, bad)
+        kept = [i for i in self.good if i not in late]
+        self._finish(prog, kept, bad)
+        skipped = [(self.paths[i], why) for i, why in bad]
+        return Packed(len(kept), (len(kept), *self.row_shape), self.classes, skipped, resumed)
+
+    def _decoded(self, todo: list[int], pool: object, window: int) -> Iterator[decode.Decoded]:
+        spec = (self.mode, self.size, self.fit)
+        tasks = ((self.folder, [self.paths[i] for i in todo[k:k + _DECODE_TASK]], *spec)
+                 for k in range(0, len(todo), _DECODE_TASK))
+        for found in ordered(pool, decode.decode_many, tasks, window, lambda t: _names(t[1]), self.check):
+            yield from found
+
+    def _block(self, rows: list[bytes]) -> np.ndarray:
+        return np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), *self.row_shape)
+
+    def _size_error(self, index: int, height: int, width: int) -> AlcliError:
+        return AlcliError(f"is {height}x{width}, the first image {self.row_shape[0]}x{self.row_shape[1]}: "
+                          "pass --size HxW to resize", os.path.join(self.folder, self.paths[index]))
+
+    def _finish(self, prog: Progress, kept: list[int], bad: list[tuple[int, str]]) -> None:
+        """Turn the progress file into the artifact: labels, ids, attrs; the bookkeeping goes."""
+        out = prog.handle
+        prog.strip()
+        stamp(out, "dataset")
+        out.attrs["class_names"] = np.array(self.classes, dtype=h5py.string_dtype())
+        out.attrs["source"] = f"alcli pack {os.path.abspath(self.folder)}"
+        if self.size is not None:
+            out.attrs["size"] = f"{self.size[0]}x{self.size[1]}"
+            out.attrs["fit"] = self.fit
+        out.create_dataset("labels", data=np.asarray([self.labels[i] for i in kept], np.int64))
+        out.create_dataset("ids", data=np.array([self.paths[i] for i in kept], dtype=h5py.string_dtype()))
+        if self.skip:
+            out.attrs["skipped"] = len(bad)
+            out.create_dataset("skipped_ids", data=np.array([self.paths[i] for i, _ in bad], dtype=h5py.string_dtype()),
+                               maxshape=(None,))
+            out.create_dataset("skipped_reasons", data=np.array([r for _, r in bad], dtype=h5py.string_dtype()),
+                               maxshape=(None,))
+
+
+def _one_size(folder: str, paths: list[str], probes: list[decode.Probe], good: list[int]) -> tuple[int, int]:
+    """Without --size every image must have the first one's size (as turned upright)."""
+    height, width = probes[good[0]][1:3]
+    for i in good:
+        if probes[i][1:3] != (height, width):
+            raise AlcliError(f"is {probes[i][1]}x{probes[i][2]}, the first image {height}x{width}: "
+                             "pass --size HxW to resize", os.path.join(folder, paths[i]))
+    return height, width
+
+
+def _unreadable(folder: str, paths: list[str], bad: list[tuple[int, str]]) -> AlcliError:
+    named = ", ".join(f"{paths[i]} ({why})" for i, why in bad[:_NAMED])
+    more = f" and {len(bad) - _NAMED} more" if len(bad) > _NAMED else ""
+    return AlcliError(f"{len(bad)} unreadable image file{'s' if len(bad) > 1 else ''}: {named}{more} "
+                      "(--skip-unreadable leaves them out)", folder)
+
+
+def _names(rels: list[str]) -> str:
+    return ", ".join(rels[:3]) + (f" … {rels[-1]}" if len(rels) > 3 else "")
