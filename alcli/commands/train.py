@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from alcli import console
@@ -28,6 +30,9 @@ _ARCHS = ("small", "vgg16", "resnet18")
 @click.option("--threads", type=int, default=0, show_default=True,
               help="torch CPU threads (0: torch's default, one per core). Weights are reproducible for the same"
                    " seed, device and thread count; 1 is often faster for the small CNN on a busy machine.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes reading batches from DATA.h5 ahead of training (0: read in this process). The pool"
+                   " is never loaded whole; the weights do not depend on this.")
 @click.option("--exclude", "exclude_paths", multiple=True, type=INPUT, metavar="LABELED.h5",
               help="Rows never to train on, not even unlabelled or pseudo-labelled (e.g. the test split). Repeatable.")
 @click.option("--semi-supervised", "semi", default="none", show_default=True,
@@ -49,8 +54,8 @@ _ARCHS = ("small", "vgg16", "resnet18")
               help="Where the checkpoint goes (- = stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON line on stdout.")
 def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size: int, lr: float, optimizer: str,
-            augment: bool, seed: int, device: str, threads: int, exclude_paths: tuple[str, ...], semi: str,
-            threshold: float, mu: int, unlabeled_weight: float, pseudo_path: str | None,
+            augment: bool, seed: int, device: str, threads: int, workers: int, exclude_paths: tuple[str, ...],
+            semi: str, threshold: float, mu: int, unlabeled_weight: float, pseudo_path: str | None,
             pseudo_threshold: float | None, output: str, as_json: bool) -> None:
     """Train ARCH from scratch on the rows of LABELED.h5 in DATA.h5 (an alcli.dataset or a plain
     images/labels HDF5 file). The checkpoint holds the weights, the normalisation and the training log.
@@ -59,10 +64,9 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
     import numpy as np
 
     from alcli.artifacts.checkpoint import write_checkpoint
-    from alcli.artifacts.labeled import read_labeled
     from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
-    from alcli.learn import data, semisupervised, training
+    from alcli.learn import data, training
 
     if as_json and output == "-":
         raise AlcliError("--json prints to stdout, so the checkpoint needs -o FILE", "--json")
@@ -75,28 +79,12 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
         torch.set_num_threads(threads)
     recipe = training.Recipe(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                              augment=augment, seed=seed, device=device, semi_supervised=semi, threshold=threshold,
-                             mu=mu, unlabeled_weight=unlabeled_weight)
+                             mu=mu, unlabeled_weight=unlabeled_weight, workers=workers)
     training.check_recipe(recipe)
     if (pseudo_path is None) != (pseudo_threshold is None):
         raise AlcliError("--pseudo-labels and --pseudo-threshold go together", "--pseudo-threshold")
-    ds = data.load(dataset)
-    lab = read_labeled(labeled_path)
-    if lab.pool_size != ds.n:
-        raise AlcliError(f"is for a pool of {lab.pool_size} rows, {ds.name} has {ds.n}", lab.name)
-    everything = np.arange(ds.n, dtype=np.int64)
-    excluded = np.setdiff1d(everything, data.exclude_rows(everything, exclude_paths, ds.n))
-    both = np.intersect1d(lab.indices, excluded)
-    if both.size:
-        raise AlcliError(f"row {int(both[0])} is labelled in {lab.name} and excluded ({both.size} such rows)",
-                         "--exclude")
-    pseudo = None
-    if pseudo_path is not None and pseudo_threshold is not None:
-        pseudo = semisupervised.read_pseudo_labels(pseudo_path, pseudo_threshold, ds.n, ds.num_classes,
-                                                   np.union1d(lab.indices, excluded))
-    unlabeled = np.setdiff1d(everything, np.union1d(lab.indices, excluded)) if semi != "none" else None
-    stats: dict = {}
-    net, ckpt = training.train(ds, lab.indices, recipe, source=lab.name, pseudo=pseudo, unlabeled=unlabeled,
-                               stats=stats)
+    with data.open_pool(dataset) as ds:
+        net, ckpt, lab, pseudo, stats = _train(ds, labeled_path, exclude_paths, recipe, pseudo_path, pseudo_threshold)
     ckpt.parents = {"dataset": ds.sha256, "labeled": lab.sha256}
     if pseudo is not None:
         ckpt.parents["pseudo_labels"] = pseudo.source
@@ -123,3 +111,34 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
         console.emit_json(info)
     console.say(f"[bold]train {arch}[/]: {lab.indices.size} labelled images{extra}, {epochs} epochs on"
                 f" {info['device']} · loss {ckpt.loss[0]:.4g} → {ckpt.loss[-1]:.4g} · {ckpt.seconds:.1f} s → {output}")
+
+
+def _train(ds: Any, labeled_path: str, exclude_paths: tuple[str, ...], recipe: Any, pseudo_path: str | None,
+           pseudo_threshold: float | None) -> tuple[Any, Any, Any, Any, dict]:
+    """Check the labelled, excluded and pseudo-labelled rows against the open pool and train."""
+    import numpy as np
+
+    from alcli.artifacts.labeled import read_labeled
+    from alcli.errors import AlcliError
+    from alcli.learn import data, semisupervised, training
+
+    lab = read_labeled(labeled_path)
+    if lab.pool_size != ds.n:
+        raise AlcliError(f"is for a pool of {lab.pool_size} rows, {ds.name} has {ds.n}", lab.name)
+    everything = np.arange(ds.n, dtype=np.int64)
+    excluded = np.setdiff1d(everything, data.exclude_rows(everything, exclude_paths, ds.n))
+    both = np.intersect1d(lab.indices, excluded)
+    if both.size:
+        raise AlcliError(f"row {int(both[0])} is labelled in {lab.name} and excluded ({both.size} such rows)",
+                         "--exclude")
+    pseudo = None
+    if pseudo_path is not None and pseudo_threshold is not None:
+        pseudo = semisupervised.read_pseudo_labels(pseudo_path, pseudo_threshold, ds.n, ds.num_classes,
+                                                   np.union1d(lab.indices, excluded))
+    unlabeled = None
+    if recipe.semi_supervised != "none":
+        unlabeled = np.setdiff1d(everything, np.union1d(lab.indices, excluded))
+    stats: dict = {}
+    net, ckpt = training.train(ds, lab.indices, recipe, source=lab.name, pseudo=pseudo, unlabeled=unlabeled,
+                               stats=stats)
+    return net, ckpt, lab, pseudo, stats

@@ -22,6 +22,7 @@ class EmbedOptions:
     mc_samples: int = 0
     grad_embedding: bool = False
     seed: int = 0
+    workers: int = data.WORKERS  # processes reading batches ahead (0: in this process)
 
 
 def dims(net: models.Net, num_classes: int, opts: EmbedOptions) -> dict[str, tuple[int, ...]]:
@@ -38,6 +39,8 @@ def check_options(opts: EmbedOptions) -> None:
         raise AlcliError(f"must be at least 1, got {opts.batch_size}", "--batch-size")
     if opts.mc_samples < 0:
         raise AlcliError(f"must be 0 (off) or more, got {opts.mc_samples}", "--mc-samples")
+    if opts.workers < 0:
+        raise AlcliError(f"must be 0 (read in this process) or more, got {opts.workers}", "--workers")
 
 
 def grad_embedding(probs: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
@@ -53,9 +56,10 @@ def embed_into(writer: EmbeddingsWriter, net: models.Net, ckpt: Checkpoint, data
     """Write the rows' outputs block by block (rows in the order given)."""
     net.eval()
     gen = torch.Generator(device=device).manual_seed(opts.seed)
-    starts = range(0, rows.size, opts.batch_size)
-    for start in console.progress(starts, len(starts), f"embed {ckpt.arch}"):
-        x = data.batch_tensor(dataset.images, rows[start : start + opts.batch_size], ckpt.mean, ckpt.std)
+    plan = [(rows[start : start + opts.batch_size],) for start in range(0, rows.size, opts.batch_size)]
+    data.size_cache(dataset.images, opts.batch_size, random=False)
+    for (raw,) in console.progress(data.stream(dataset.images, plan, opts.workers), len(plan), f"embed {ckpt.arch}"):
+        x = data.normalise(raw, ckpt.mean, ckpt.std)
         feats = net.features(x.to(device))
         probs = torch.softmax(net.classify(feats), dim=1)
         extra = {"probs": probs.cpu().numpy()}

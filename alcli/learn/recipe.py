@@ -48,6 +48,7 @@ class Recipe:
     threshold: float = 0.95
     mu: int = 7
     unlabeled_weight: float = 1.0
+    workers: int = data.WORKERS  # processes reading batches ahead (0: in the training process); no effect on weights
     extra: dict[str, Any] = field(default_factory=dict)
 
     def hparams(self, device: torch.device) -> dict[str, Any]:
@@ -77,6 +78,8 @@ def check_recipe(recipe: Recipe) -> None:
         raise AlcliError(f"must be in [0, 1], got {recipe.threshold}", "--threshold")
     if recipe.mu < 1:
         raise AlcliError(f"must be at least 1, got {recipe.mu}", "--mu")
+    if recipe.workers < 0:
+        raise AlcliError(f"must be 0 (read in the training process) or more, got {recipe.workers}", "--workers")
     if not (recipe.unlabeled_weight >= 0 and np.isfinite(recipe.unlabeled_weight)):
         raise AlcliError(f"must be a finite number ≥ 0, got {recipe.unlabeled_weight}", "--unlabeled-weight")
 

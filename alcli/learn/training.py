@@ -65,12 +65,14 @@ def train(
     plan = [batches(rows.size, recipe.batch_size, rng) for _ in range(recipe.epochs)]
     total = sum(len(p) for p in plan)
     losses, seconds = np.zeros(recipe.epochs), np.zeros(recipe.epochs)
-    steps = ((e, b) for e, epoch in enumerate(plan) for b in epoch)
+    steps = [(e, b) for e, epoch in enumerate(plan) for b in epoch]
+    data.size_cache(dataset.images, 2 * recipe.batch_size, random=True)
+    reads = data.stream(dataset.images, [(rows[pos],) for _, pos in steps], recipe.workers)
     sums = np.zeros(recipe.epochs)
     t_epoch = time.perf_counter()
     net.train()
-    for epoch, pos in console.progress(steps, total, f"train {recipe.arch}"):
-        x = data.batch_tensor(dataset.images, rows[pos], run.mean, run.std, augment=recipe.augment, generator=gen)
+    for (epoch, pos), (raw,) in console.progress(zip(steps, reads, strict=True), total, f"train {recipe.arch}"):
+        x = data.normalise(raw, run.mean, run.std, augment=recipe.augment, generator=gen)
         y = labels[pos]
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         opt.zero_grad(set_to_none=True)
