@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alcli.artifacts.dataset import Dataset, open_dataset
+from alcli.artifacts.dataset import Dataset, open_dataset, read_dataset
 from alcli.artifacts.labeled import read_labeled
 from alcli.artifacts.pixels import Pixels
 from alcli.errors import AlcliError
@@ -29,6 +29,11 @@ _STATS_BLOCK = 4096  # rows, for images up to 32×32×3 (the float64 blocks of 1
 _STATS_VALUES = _STATS_BLOCK * 32 * 32 * 3
 RANDOM_CACHE = 128 << 20  # bytes of chunks kept for random (training) batches, per reading process
 WORKERS = 1
+
+
+def load(path: str) -> Dataset:
+    """The whole data set in memory (small pools, tests); the commands stream it with `open_pool`."""
+    return read_dataset(path)
 
 
 def open_pool(path: str) -> contextlib.AbstractContextManager[Dataset]:
