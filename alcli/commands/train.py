@@ -1,4 +1,5 @@
-"""`alcli train`: train a CNN from scratch on the labelled rows of a data set; write an HDF5 checkpoint."""
+"""`alcli train`: train a CNN from scratch, or fine-tune a pretrained torchvision backbone, on the labelled rows
+of a data set; write an HDF5 checkpoint."""
 
 from __future__ import annotations
 
@@ -18,6 +19,18 @@ _ARCHS = ("small", "vgg16", "resnet18")
               help="The rows to train on (alcli.labeled); every one needs a label (not -1).")
 @click.option("--arch", default="small", show_default=True, type=click.Choice(_ARCHS),
               help="small: a quick CNN; vgg16: batch-normed VGG16 (the paper's); resnet18: CIFAR-stem ResNet-18.")
+@click.option("--backbone", metavar="NAME",
+              help="Fine-tune this torchvision classification model (resnet18, resnet50, vit_b_16, ...) from"
+                   " --weights instead of training --arch from scratch: its classifier is replaced by one for the"
+                   " pool's classes.")
+@click.option("--weights", "weights_path", type=INPUT, metavar="FILE",
+              help="--backbone's pretrained weights, a local .pth/.pt state dict or .safetensors (never downloaded;"
+                   " on a machine with internet: python -c \"import torch, torchvision; torch.save(torchvision.models"
+                   ".resnet18(weights='DEFAULT').state_dict(), 'resnet18.pth')\"). The checkpoint records its sha256"
+                   " and holds every tensor, so later commands do not need the file.")
+@click.option("--freeze-backbone", is_flag=True, help="--backbone: train the new head only (a linear probe).")
+@click.option("--image-size", type=int, default=224, show_default=True,
+              help="--backbone: images are resized to this square size (bilinear, antialias) unless already at it.")
 @click.option("--epochs", type=int, default=15, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate.")
@@ -53,7 +66,8 @@ _ARCHS = ("small", "vgg16", "resnet18")
 @click.option("-o", "--output", required=True, type=OUTPUT, metavar="CKPT.h5",
               help="Where the checkpoint goes (- = stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON line on stdout.")
-def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size: int, lr: float, optimizer: str,
+def command(dataset: str, labeled_path: str, arch: str, backbone: str | None, weights_path: str | None,
+            freeze_backbone: bool, image_size: int, epochs: int, batch_size: int, lr: float, optimizer: str,
             augment: bool, seed: int, device: str, threads: int, workers: int, exclude_paths: tuple[str, ...],
             semi: str, threshold: float, mu: int, unlabeled_weight: float, pseudo_path: str | None,
             pseudo_threshold: float | None, output: str, as_json: bool) -> None:
@@ -77,9 +91,17 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
         import torch
 
         torch.set_num_threads(threads)
+    if (weights_path is not None or freeze_backbone) and backbone is None:
+        raise AlcliError("goes with --backbone NAME", "--weights" if weights_path is not None else "--freeze-backbone")
+    if backbone is not None:
+        from alcli.learn import backbones
+
+        backbones.check_name(backbone)
+        arch = backbones.arch_of(backbone)
     recipe = training.Recipe(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                              augment=augment, seed=seed, device=device, semi_supervised=semi, threshold=threshold,
-                             mu=mu, unlabeled_weight=unlabeled_weight, workers=workers)
+                             mu=mu, unlabeled_weight=unlabeled_weight, workers=workers,
+                             weights=weights_path or "", freeze_backbone=freeze_backbone, image_size=image_size)
     training.check_recipe(recipe)
     if (pseudo_path is None) != (pseudo_threshold is None):
         raise AlcliError("--pseudo-labels and --pseudo-threshold go together", "--pseudo-threshold")
