@@ -54,7 +54,13 @@ def command(dataset: str, out_arg: str | None, checkpoint_path: str | None, back
             seed: int, device: str, output: str | None, scheduler: str | None) -> None:
     """Run CKPT.h5 (or a pretrained --backbone with its --weights) over rows of DATA.h5 and write an
     alcli.embeddings artifact: `features` (the penultimate activations, the core-set distance space), and
-    with a checkpoint `probs`, optionally `mc_probs` and `grad_features`."""
+    with a checkpoint `probs`, optionally `mc_probs` and `grad_features`.
+
+    \b
+    Backbone weights are never downloaded; save torchvision's to a file on a machine with internet:
+      python -c "import torch, torchvision; torch.save(torchvision.models.resnet18(weights='DEFAULT')
+        .state_dict(), 'resnet18.pth')"
+    """
     import time
 
     import numpy as np

@@ -74,7 +74,13 @@ def command(dataset: str, labeled_path: str, arch: str, backbone: str | None, we
     """Train ARCH from scratch on the rows of LABELED.h5 in DATA.h5 (an alcli.dataset or a plain
     images/labels HDF5 file). The checkpoint holds the weights, the normalisation and the training log.
     Weakly supervised: --semi-supervised fixmatch also learns from the unlabelled rows (all rows neither
-    labelled nor --exclude'd); --pseudo-labels adds CEAL's confident rows with their predicted class."""
+    labelled nor --exclude'd); --pseudo-labels adds CEAL's confident rows with their predicted class.
+
+    \b
+    Backbone weights are never downloaded; save torchvision's to a file on a machine with internet:
+      python -c "import torch, torchvision; torch.save(torchvision.models.resnet18(weights='DEFAULT')
+        .state_dict(), 'resnet18.pth')"
+    """
     import numpy as np
 
     from alcli.artifacts.checkpoint import write_checkpoint

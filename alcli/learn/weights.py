@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from typing import Any
 
@@ -45,11 +46,13 @@ def _read_torch(path: str) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
-        text = short(exc).split(" Please file an issue")[0]
-        if "weights_only" in text or "Weights only" in text:
+        text = " ".join(str(exc).split())
+        if "Unsupported global" in text or "This file can still be loaded" in text:
             raise AlcliError("holds more than tensors (a pickled object that torch.load(weights_only=True) refuses:"
                              " save the model's state_dict() instead)", path) from None
-        raise AlcliError(f"not a torch state dict file ({text[:120]})", path) from None
+        found = re.search(r"WeightsUnpickler error: (.{1,80}?)(?: Check the documentation|$)", text)
+        raise AlcliError(f"not a torch state dict file ({found.group(1) if found else short(exc)[:80]})",
+                         path) from None
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as exc:
         raise AlcliError(f"not a readable torch state dict file ({short(exc)[:120]})", path) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
