@@ -16,6 +16,9 @@
 # Method `ceal` (Wang et al. 2016): least-confidence picks, and each round's training adds the rows whose
 # entropy under the previous round's model is below δ_r = CEAL_DELTA − r·CEAL_DR (floored at 0) with
 # their predicted class. Its embeddings are kept as round<r>/embeddings.h5.
+# Pretrained: BACKBONE=resnet18 WEIGHTS=resnet18.pth fine-tunes that torchvision model from the local weights
+# file in every round instead of training ARCH from scratch (add TRAIN_ARGS="--freeze-backbone --image-size 64"
+# for a linear probe on small images); embed, select and evaluate use its checkpoints as they are.
 
 ALCLI    ?= alcli
 DATA     ?= samples/mnist5k.h5
@@ -28,6 +31,8 @@ BUDGET   ?= 100
 TEST     ?= 1000
 TEST_SEED ?= 12345
 ARCH     ?= small
+BACKBONE ?=
+WEIGHTS  ?=
 EPOCHS   ?= 15
 TRAIN_ARGS  ?=
 EMBED_ARGS  ?=
@@ -45,6 +50,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 # every training: the test split is never trained on, not even as unlabelled or pseudo-labelled rows
 TRAIN := $(ALCLI) -q train $(DATA) --arch $(ARCH) --epochs $(EPOCHS) --exclude $(OUT)/test.h5 \
+  $(if $(BACKBONE),--backbone $(BACKBONE) --weights $(WEIGHTS)) \
   $(if $(SEMI),--semi-supervised $(SEMI) $(SEMI_ARGS)) $(TRAIN_ARGS)
 select_method = $(if $(filter ceal,$(1)),least-confidence,$(1))
 ceal_delta = $(shell awk 'BEGIN { d = $(CEAL_DELTA) - $(1) * $(CEAL_DR); print (d > 0 ? d : 0) }')

@@ -9,21 +9,34 @@ The plain files in ../shared/data (images/labels, no `format` attr) are accepted
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import h5py
 import numpy as np
 
-from alcli.artifacts.io import Input, attrs_dict, check_dataset, check_format, format_of, open_input, read_array
+from alcli.artifacts.io import (
+    Input,
+    attrs_dict,
+    check_dataset,
+    check_format,
+    format_of,
+    local_input,
+    open_input,
+    open_local,
+    read_array,
+)
 from alcli.artifacts.output import create_output, stamp
+from alcli.artifacts.pixels import Pixels
 
 KIND = "dataset"
 
 
 @dataclass
 class Dataset:
-    images: np.ndarray
+    images: Any  # np.ndarray (read_dataset) or Pixels (open_dataset: rows read from the file on demand)
     labels: np.ndarray
     class_names: list[str]
     ids: list[str] | None = None
@@ -52,6 +65,20 @@ class Dataset:
 def read_dataset(path: str) -> Dataset:
     with open_input(path) as src:
         return dataset_from(src)
+
+
+@contextlib.contextmanager
+def open_dataset(path: str) -> Iterator[Dataset]:
+    """The data set at `path` (`-` = stdin, spooled) with its pixels left in the file: `images` is a `Pixels`
+    reader, valid while the block runs (labels, ids and names are in memory). Memory: O(N) labels only."""
+    with local_input(path) as (real, name, sha):
+        with open_local(real, name, sha) as src:
+            data = dataset_from(src, with_images=False)
+            data.images = Pixels(real, name, src.file["images"])
+        try:
+            yield data
+        finally:
+            data.images.close()
 
 
 def dataset_from(src: Input, *, with_images: bool = True) -> Dataset:

@@ -139,8 +139,10 @@ def _check_seal(path: str, name: str) -> None:
 
 
 @contextlib.contextmanager
-def open_input(path: str) -> Iterator[Input]:
-    """Open an HDF5 artifact for reading (`-` = stdin). Never modifies the input."""
+def local_input(path: str) -> Iterator[tuple[str, str, str]]:
+    """(real path, name for messages, sha256) of an input that exists on disk for the whole block: stdin
+    (`-`) is spooled to a temporary file, removed when the block ends. The file is checked (an HDF5 file,
+    its seal intact) but not opened: `open_input` opens it, and streaming readers reopen it by path."""
     name = display_name(path)
     spooled = None
     if path == STDIO:
@@ -157,15 +159,28 @@ def open_input(path: str) -> Iterator[Input]:
         sha = sha256_file(path)
     try:
         _check_seal(real, name)
-        try:
-            handle = h5py.File(real, "r")
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise AlcliError(f"truncated or corrupt HDF5 file ({short(exc)})", name) from None
-        with handle, reading(name):
-            yield Input(handle, name, sha)
+        yield real, name, sha
     finally:
         if spooled is not None:
             remove_temp(spooled)
+
+
+@contextlib.contextmanager
+def open_local(real: str, name: str, sha: str) -> Iterator[Input]:
+    """Open a file from `local_input` for reading; failures while reading become one AlcliError naming it."""
+    try:
+        handle = h5py.File(real, "r")
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise AlcliError(f"truncated or corrupt HDF5 file ({short(exc)})", name) from None
+    with handle, reading(name):
+        yield Input(handle, name, sha)
+
+
+@contextlib.contextmanager
+def open_input(path: str) -> Iterator[Input]:
+    """Open an HDF5 artifact for reading (`-` = stdin). Never modifies the input."""
+    with local_input(path) as (real, name, sha), open_local(real, name, sha) as src:
+        yield src
 
 
 # What reading a damaged or hand-made file can raise from h5py/HDF5 (OSError, RuntimeError, KeyError),

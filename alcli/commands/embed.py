@@ -1,18 +1,34 @@
-"""`alcli embed`: penultimate-layer features (and softmax, MC-dropout, BADGE gradients) of data-set rows."""
+"""`alcli embed`: penultimate-layer features (and softmax, MC-dropout, BADGE gradients) of data-set rows, from
+a trained checkpoint or from a pretrained torchvision backbone's weights file."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from alcli import console
 from alcli.options import INPUT, OUTPUT, Command, input_path
 
+_WEIGHTS_HELP = ("A local state dict for --backbone: .pth/.pt (read with torch.load(weights_only=True)) or"
+                 " .safetensors. Nothing is downloaded; to save torchvision's published weights on a machine with"
+                 " internet: python -c \"import torch, torchvision; torch.save(torchvision.models.resnet18("
+                 "weights='DEFAULT').state_dict(), 'resnet18.pth')\"")
+
 
 @click.command("embed", cls=Command)
 @click.argument("dataset", metavar="DATA.h5", type=INPUT)
 @click.argument("out_arg", metavar="[OUT.h5|-]", required=False, type=OUTPUT)
-@click.option("--checkpoint", "checkpoint_path", required=True, type=INPUT, metavar="CKPT.h5",
-              help="From `alcli train`.")
+@click.option("--checkpoint", "checkpoint_path", type=INPUT, metavar="CKPT.h5",
+              help="From `alcli train` (or give --backbone and --weights).")
+@click.option("--backbone", metavar="NAME",
+              help="A torchvision classification model (resnet18, resnet50, vit_b_16, convnext_tiny, ...): write"
+                   " the input of its final classification layer as features (512-d for resnet18), no probs.")
+@click.option("--weights", "weights_path", type=INPUT, metavar="FILE", help=_WEIGHTS_HELP)
+@click.option("--image-size", type=int, default=224, show_default=True,
+              help="--backbone: images are resized to this square size (bilinear, antialias) unless already at it.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(("fp32", "fp16", "bf16")),
+              help="Autocast the network (fp16: CUDA only); on CUDA also channels_last. Features are stored float32.")
 @click.option("--indices", "indices_path", type=input_path(("all",)), default="all", show_default=True,
               metavar="all|LABELED.h5",
               help="Which rows to embed: all, or the rows of an alcli.labeled artifact.")
@@ -22,6 +38,8 @@ from alcli.options import INPUT, OUTPUT, Command, input_path
               help="Also write T dropout-on passes as mc_probs (T×N×C), for BALD/entropy baselines.")
 @click.option("--grad-embedding", is_flag=True, help="Also write BADGE gradient embeddings (N × C·D).")
 @click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes reading batches from DATA.h5 ahead of the model (0: read in this process).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the MC-dropout masks.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(("auto", "cpu", "cuda")))
 @click.option("-o", "--output", type=OUTPUT, metavar="OUT.h5",
@@ -30,44 +48,96 @@ from alcli.options import INPUT, OUTPUT, Command, input_path
 @click.option("--scheduler", envvar="ALCLI_SCHEDULER", metavar="ADDRESS|local[:N]",
               help="Embed on a Dask cluster (one part per worker, combined into one artifact); the workers "
                    "must see DATA.h5 and CKPT.h5 at the same paths. [env ALCLI_SCHEDULER]")
-def command(dataset: str, out_arg: str | None, checkpoint_path: str, indices_path: str,
-            exclude_paths: tuple[str, ...], mc_samples: int, grad_embedding: bool, batch_size: int, seed: int,
-            device: str, output: str | None, scheduler: str | None) -> None:
-    """Run CKPT.h5 over rows of DATA.h5 and write an alcli.embeddings artifact: `features` (the
-    penultimate activations, the core-set distance space), `probs`, and optionally `mc_probs` and
-    `grad_features`."""
+def command(dataset: str, out_arg: str | None, checkpoint_path: str | None, backbone: str | None,
+            weights_path: str | None, image_size: int, precision: str, indices_path: str,
+            exclude_paths: tuple[str, ...], mc_samples: int, grad_embedding: bool, batch_size: int, workers: int,
+            seed: int, device: str, output: str | None, scheduler: str | None) -> None:
+    """Run CKPT.h5 (or a pretrained --backbone with its --weights) over rows of DATA.h5 and write an
+    alcli.embeddings artifact: `features` (the penultimate activations, the core-set distance space), and
+    with a checkpoint `probs`, optionally `mc_probs` and `grad_features`.
+
+    \b
+    Backbone weights are never downloaded; save torchvision's to a file on a machine with internet:
+      python -c "import torch, torchvision; torch.save(torchvision.models.resnet18(weights='DEFAULT')
+        .state_dict(), 'resnet18.pth')"
+    """
     import time
 
     import numpy as np
 
     from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
-    from alcli.learn import data, embedding, models, training
+    from alcli.learn import data, embedding, models
 
     if out_arg is not None and output is not None and out_arg != output:
         raise AlcliError(f"two outputs given ({out_arg} and -o {output}): give one", "--output")
     output = output or out_arg or "-"
     check_output(output)
     opts = embedding.EmbedOptions(batch_size=batch_size, mc_samples=mc_samples, grad_embedding=grad_embedding,
-                                  seed=seed)
+                                  seed=seed, workers=workers, precision=precision)
     embedding.check_options(opts)
+    _check_source(checkpoint_path, backbone, weights_path, opts, scheduler)
     dev = models.resolve_device(device)
-    net, ckpt = training.load_model(checkpoint_path, device)
-    ds = data.load(dataset)
-    training.check_compatible(ckpt, ds)
-    rows = np.arange(ds.n, dtype=np.int64) if indices_path == "all" else data.read_rows(indices_path, ds.n,
-                                                                                          "--indices")
-    rows = data.exclude_rows(rows, exclude_paths, ds.n)
-    if rows.size == 0:
-        raise AlcliError("no rows left to embed after --exclude", "--exclude")
-    t0 = time.perf_counter()
-    if scheduler:
-        from alcli.scale import distributed_embed
+    embedding.check_device(opts, dev)
+    model = _model(checkpoint_path, backbone, weights_path, image_size, device)
+    with data.open_pool(dataset) as ds:
+        rows = np.arange(ds.n, dtype=np.int64) if indices_path == "all" else data.read_rows(indices_path, ds.n,
+                                                                                              "--indices")
+        rows = data.exclude_rows(rows, exclude_paths, ds.n)
+        if rows.size == 0:
+            raise AlcliError("no rows left to embed after --exclude", "--exclude")
+        t0 = time.perf_counter()
+        if backbone:
+            trunk, dim, sha = model
+            attrs = {"dataset": ds.name, "arch": backbone, "backbone": backbone, "weights_sha256": sha,
+                     "image_size": image_size, "precision": precision}
+            embedding.embed_features(output, trunk, dim, ds, rows, opts, dev, attrs, {"dataset": ds.sha256})
+            arch = backbone
+        else:
+            from alcli.learn import training
 
-        distributed_embed.embed(scheduler, output, dataset, checkpoint_path, rows, opts, device)
-    else:
-        embedding.embed(output, net, ckpt, ds, rows, opts, dev)
-    secs = time.perf_counter() - t0
-    extra = "".join([f" · mc_probs T={mc_samples}" if mc_samples else "", " · grad_features" if grad_embedding else ""])
-    console.say(f"[bold]embed {ckpt.arch}[/]: {rows.size} of {ds.n} rows → {net.feature_dim}-d features{extra}"
+            net, ckpt = model
+            training.check_compatible(ckpt, ds)
+            if scheduler:
+                from alcli.scale import distributed_embed
+
+                distributed_embed.embed(scheduler, output, dataset, checkpoint_path, rows, opts, device)
+            else:
+                embedding.embed(output, net, ckpt, ds, rows, opts, dev)
+            arch, dim = ckpt.arch, net.feature_dim
+        secs = time.perf_counter() - t0
+    extra = "".join([f" · mc_probs T={mc_samples}" if mc_samples else "", " · grad_features" if grad_embedding else "",
+                     f" · {precision}" if precision != "fp32" else ""])
+    console.say(f"[bold]embed {arch}[/]: {rows.size} of {ds.n} rows → {dim}-d features{extra} on {dev.type}"
                 f" · {secs:.1f} s ({rows.size / max(secs, 1e-9):.0f} images/s) → {output}")
+
+
+def _check_source(checkpoint_path: str | None, backbone: str | None, weights_path: str | None, opts: Any,
+                  scheduler: str | None) -> None:
+    from alcli.errors import AlcliError
+
+    if (checkpoint_path is None) == (backbone is None):
+        raise AlcliError("give either --checkpoint CKPT.h5 or --backbone NAME --weights FILE", "--checkpoint")
+    if backbone is None:
+        if weights_path is not None:
+            raise AlcliError("goes with --backbone (a checkpoint holds its own weights)", "--weights")
+        return
+    if weights_path is None:
+        raise AlcliError("needs --weights FILE, a local state dict (nothing is downloaded; see --help)", "--backbone")
+    for flag, on in (("--mc-samples", opts.mc_samples), ("--grad-embedding", opts.grad_embedding),
+                     ("--scheduler", scheduler)):
+        if on:
+            raise AlcliError("needs a checkpoint with a trained head (--checkpoint), not a bare --backbone", flag)
+
+
+def _model(checkpoint_path: str | None, backbone: str | None, weights_path: str | None, image_size: int,
+           device: str) -> Any:
+    """(net, checkpoint) from a checkpoint, or (trunk, feature width, weights sha256) from a backbone."""
+    if checkpoint_path is not None:
+        from alcli.learn import training
+
+        return training.load_model(checkpoint_path, device)
+    from alcli.learn import backbones
+
+    assert backbone is not None and weights_path is not None
+    return backbones.pretrained(backbone, weights_path, image_size)

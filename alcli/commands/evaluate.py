@@ -14,10 +14,12 @@ from alcli.options import INPUT, OUTPUT, Command
 @click.option("--indices", "indices_path", type=INPUT, metavar="LABELED.h5",
               help="Score only these rows of TEST_DATA (an alcli.labeled artifact, e.g. the test split).")
 @click.option("--batch-size", type=int, default=512, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes reading batches from TEST_DATA.h5 ahead of the model (0: read in this process).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(("auto", "cpu", "cuda")))
 @click.option("-o", "--output", type=OUTPUT, metavar="REPORT.h5", help="Write an alcli.report artifact (- = stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line on stdout.")
-def command(checkpoint_path: str, dataset: str, indices_path: str | None, batch_size: int, device: str,
+def command(checkpoint_path: str, dataset: str, indices_path: str | None, batch_size: int, workers: int, device: str,
             output: str | None, as_json: bool) -> None:
     """Score CKPT.h5 on TEST_DATA.h5 (every scored row needs a label). A table goes to stderr."""
     import numpy as np
@@ -35,11 +37,14 @@ def command(checkpoint_path: str, dataset: str, indices_path: str | None, batch_
         raise AlcliError(f"must be at least 1, got {batch_size}", "--batch-size")
     dev = models.resolve_device(device)
     net, ckpt = training.load_model(checkpoint_path, device)
-    ds = data.load(dataset)
-    training.check_compatible(ckpt, ds)
-    rows = np.arange(ds.n, dtype=np.int64) if indices_path is None else data.read_rows(indices_path, ds.n,
-                                                                                         "--indices")
-    report = evaluation.evaluate(net, ckpt, ds, rows, batch_size=batch_size, device=dev, source=ds.name)
+    if workers < 0:
+        raise AlcliError(f"must be 0 (read in this process) or more, got {workers}", "--workers")
+    with data.open_pool(dataset) as ds:
+        training.check_compatible(ckpt, ds)
+        rows = np.arange(ds.n, dtype=np.int64) if indices_path is None else data.read_rows(indices_path, ds.n,
+                                                                                             "--indices")
+        report = evaluation.evaluate(net, ckpt, ds, rows, batch_size=batch_size, device=dev, source=ds.name,
+                                     workers=workers)
     if indices_path is not None:
         from alcli.artifacts.io import sha256_file
 

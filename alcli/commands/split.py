@@ -50,8 +50,8 @@ def command(dataset: str, size: int, exclude_paths: tuple[str, ...], seed: int, 
     if as_json and output == "-":
         raise AlcliError("--json prints to stdout, so the artifact needs -o FILE", "--json")
     check_output(output)
-    ds = data.load(dataset)
-    candidates = data.exclude_rows(np.arange(ds.n, dtype=np.int64), exclude_paths, ds.n)
+    with data.open_pool(dataset) as ds:  # labels and names only: the pixels stay in the file
+        candidates = data.exclude_rows(np.arange(ds.n, dtype=np.int64), exclude_paths, ds.n)
     if size < 1:
         raise AlcliError(f"must be at least 1, got {size}", "--size")
     if size > candidates.size:

@@ -1,6 +1,9 @@
-"""`alcli train`: train a CNN from scratch on the labelled rows of a data set; write an HDF5 checkpoint."""
+"""`alcli train`: train a CNN from scratch, or fine-tune a pretrained torchvision backbone, on the labelled rows
+of a data set; write an HDF5 checkpoint."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
@@ -16,6 +19,18 @@ _ARCHS = ("small", "vgg16", "resnet18")
               help="The rows to train on (alcli.labeled); every one needs a label (not -1).")
 @click.option("--arch", default="small", show_default=True, type=click.Choice(_ARCHS),
               help="small: a quick CNN; vgg16: batch-normed VGG16 (the paper's); resnet18: CIFAR-stem ResNet-18.")
+@click.option("--backbone", metavar="NAME",
+              help="Fine-tune this torchvision classification model (resnet18, resnet50, vit_b_16, ...) from"
+                   " --weights instead of training --arch from scratch: its classifier is replaced by one for the"
+                   " pool's classes.")
+@click.option("--weights", "weights_path", type=INPUT, metavar="FILE",
+              help="--backbone's pretrained weights, a local .pth/.pt state dict or .safetensors (never downloaded;"
+                   " on a machine with internet: python -c \"import torch, torchvision; torch.save(torchvision.models"
+                   ".resnet18(weights='DEFAULT').state_dict(), 'resnet18.pth')\"). The checkpoint records its sha256"
+                   " and holds every tensor, so later commands do not need the file.")
+@click.option("--freeze-backbone", is_flag=True, help="--backbone: train the new head only (a linear probe).")
+@click.option("--image-size", type=int, default=224, show_default=True,
+              help="--backbone: images are resized to this square size (bilinear, antialias) unless already at it.")
 @click.option("--epochs", type=int, default=15, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate.")
@@ -28,6 +43,9 @@ _ARCHS = ("small", "vgg16", "resnet18")
 @click.option("--threads", type=int, default=0, show_default=True,
               help="torch CPU threads (0: torch's default, one per core). Weights are reproducible for the same"
                    " seed, device and thread count; 1 is often faster for the small CNN on a busy machine.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes reading batches from DATA.h5 ahead of training (0: read in this process). The pool"
+                   " is never loaded whole; the weights do not depend on this.")
 @click.option("--exclude", "exclude_paths", multiple=True, type=INPUT, metavar="LABELED.h5",
               help="Rows never to train on, not even unlabelled or pseudo-labelled (e.g. the test split). Repeatable.")
 @click.option("--semi-supervised", "semi", default="none", show_default=True,
@@ -48,21 +66,27 @@ _ARCHS = ("small", "vgg16", "resnet18")
 @click.option("-o", "--output", required=True, type=OUTPUT, metavar="CKPT.h5",
               help="Where the checkpoint goes (- = stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON line on stdout.")
-def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size: int, lr: float, optimizer: str,
-            augment: bool, seed: int, device: str, threads: int, exclude_paths: tuple[str, ...], semi: str,
-            threshold: float, mu: int, unlabeled_weight: float, pseudo_path: str | None,
+def command(dataset: str, labeled_path: str, arch: str, backbone: str | None, weights_path: str | None,
+            freeze_backbone: bool, image_size: int, epochs: int, batch_size: int, lr: float, optimizer: str,
+            augment: bool, seed: int, device: str, threads: int, workers: int, exclude_paths: tuple[str, ...],
+            semi: str, threshold: float, mu: int, unlabeled_weight: float, pseudo_path: str | None,
             pseudo_threshold: float | None, output: str, as_json: bool) -> None:
     """Train ARCH from scratch on the rows of LABELED.h5 in DATA.h5 (an alcli.dataset or a plain
     images/labels HDF5 file). The checkpoint holds the weights, the normalisation and the training log.
     Weakly supervised: --semi-supervised fixmatch also learns from the unlabelled rows (all rows neither
-    labelled nor --exclude'd); --pseudo-labels adds CEAL's confident rows with their predicted class."""
+    labelled nor --exclude'd); --pseudo-labels adds CEAL's confident rows with their predicted class.
+
+    \b
+    Backbone weights are never downloaded; save torchvision's to a file on a machine with internet:
+      python -c "import torch, torchvision; torch.save(torchvision.models.resnet18(weights='DEFAULT')
+        .state_dict(), 'resnet18.pth')"
+    """
     import numpy as np
 
     from alcli.artifacts.checkpoint import write_checkpoint
-    from alcli.artifacts.labeled import read_labeled
     from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
-    from alcli.learn import data, semisupervised, training
+    from alcli.learn import data, training
 
     if as_json and output == "-":
         raise AlcliError("--json prints to stdout, so the checkpoint needs -o FILE", "--json")
@@ -73,30 +97,22 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
         import torch
 
         torch.set_num_threads(threads)
+    if (weights_path is not None or freeze_backbone) and backbone is None:
+        raise AlcliError("goes with --backbone NAME", "--weights" if weights_path is not None else "--freeze-backbone")
+    if backbone is not None:
+        from alcli.learn import backbones
+
+        backbones.check_name(backbone)
+        arch = backbones.arch_of(backbone)
     recipe = training.Recipe(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                              augment=augment, seed=seed, device=device, semi_supervised=semi, threshold=threshold,
-                             mu=mu, unlabeled_weight=unlabeled_weight)
+                             mu=mu, unlabeled_weight=unlabeled_weight, workers=workers,
+                             weights=weights_path or "", freeze_backbone=freeze_backbone, image_size=image_size)
     training.check_recipe(recipe)
     if (pseudo_path is None) != (pseudo_threshold is None):
         raise AlcliError("--pseudo-labels and --pseudo-threshold go together", "--pseudo-threshold")
-    ds = data.load(dataset)
-    lab = read_labeled(labeled_path)
-    if lab.pool_size != ds.n:
-        raise AlcliError(f"is for a pool of {lab.pool_size} rows, {ds.name} has {ds.n}", lab.name)
-    everything = np.arange(ds.n, dtype=np.int64)
-    excluded = np.setdiff1d(everything, data.exclude_rows(everything, exclude_paths, ds.n))
-    both = np.intersect1d(lab.indices, excluded)
-    if both.size:
-        raise AlcliError(f"row {int(both[0])} is labelled in {lab.name} and excluded ({both.size} such rows)",
-                         "--exclude")
-    pseudo = None
-    if pseudo_path is not None and pseudo_threshold is not None:
-        pseudo = semisupervised.read_pseudo_labels(pseudo_path, pseudo_threshold, ds.n, ds.num_classes,
-                                                   np.union1d(lab.indices, excluded))
-    unlabeled = np.setdiff1d(everything, np.union1d(lab.indices, excluded)) if semi != "none" else None
-    stats: dict = {}
-    net, ckpt = training.train(ds, lab.indices, recipe, source=lab.name, pseudo=pseudo, unlabeled=unlabeled,
-                               stats=stats)
+    with data.open_pool(dataset) as ds:
+        net, ckpt, lab, pseudo, stats = _train(ds, labeled_path, exclude_paths, recipe, pseudo_path, pseudo_threshold)
     ckpt.parents = {"dataset": ds.sha256, "labeled": lab.sha256}
     if pseudo is not None:
         ckpt.parents["pseudo_labels"] = pseudo.source
@@ -123,3 +139,34 @@ def command(dataset: str, labeled_path: str, arch: str, epochs: int, batch_size:
         console.emit_json(info)
     console.say(f"[bold]train {arch}[/]: {lab.indices.size} labelled images{extra}, {epochs} epochs on"
                 f" {info['device']} · loss {ckpt.loss[0]:.4g} → {ckpt.loss[-1]:.4g} · {ckpt.seconds:.1f} s → {output}")
+
+
+def _train(ds: Any, labeled_path: str, exclude_paths: tuple[str, ...], recipe: Any, pseudo_path: str | None,
+           pseudo_threshold: float | None) -> tuple[Any, Any, Any, Any, dict]:
+    """Check the labelled, excluded and pseudo-labelled rows against the open pool and train."""
+    import numpy as np
+
+    from alcli.artifacts.labeled import read_labeled
+    from alcli.errors import AlcliError
+    from alcli.learn import data, semisupervised, training
+
+    lab = read_labeled(labeled_path)
+    if lab.pool_size != ds.n:
+        raise AlcliError(f"is for a pool of {lab.pool_size} rows, {ds.name} has {ds.n}", lab.name)
+    everything = np.arange(ds.n, dtype=np.int64)
+    excluded = np.setdiff1d(everything, data.exclude_rows(everything, exclude_paths, ds.n))
+    both = np.intersect1d(lab.indices, excluded)
+    if both.size:
+        raise AlcliError(f"row {int(both[0])} is labelled in {lab.name} and excluded ({both.size} such rows)",
+                         "--exclude")
+    pseudo = None
+    if pseudo_path is not None and pseudo_threshold is not None:
+        pseudo = semisupervised.read_pseudo_labels(pseudo_path, pseudo_threshold, ds.n, ds.num_classes,
+                                                   np.union1d(lab.indices, excluded))
+    unlabeled = None
+    if recipe.semi_supervised != "none":
+        unlabeled = np.setdiff1d(everything, np.union1d(lab.indices, excluded))
+    stats: dict = {}
+    net, ckpt = training.train(ds, lab.indices, recipe, source=lab.name, pseudo=pseudo, unlabeled=unlabeled,
+                               stats=stats)
+    return net, ckpt, lab, pseudo, stats

@@ -1,27 +1,44 @@
 """Images from a `dataset` artifact into torch batches: shapes, labels, normalisation, augmentation.
 
-The whole pool stays uint8 in memory (what read_dataset gives); float tensors are built one batch at a
-time. Normalisation is per channel, computed from the training images, in [0, 1] units.
+The pool stays in its file (`open_pool`: `images` is an alcli.artifacts.pixels.Pixels reader): `stream`
+reads each batch's rows, ahead of the model, in DataLoader worker processes that open the file themselves,
+with a chunk cache sized for the batch (`size_cache`); float tensors are built one batch at a time, in the
+calling process, so every random draw (augmentation) happens in the same order as a read from memory.
+Memory is O(batch + chunk cache), whatever N. Normalisation is per channel, computed in blocks from the file
+over the training images, in [0, 1] units.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alcli.artifacts.dataset import Dataset, read_dataset
+from alcli.artifacts.dataset import Dataset, open_dataset, read_dataset
 from alcli.artifacts.labeled import read_labeled
+from alcli.artifacts.pixels import Pixels
 from alcli.errors import AlcliError
 
 if TYPE_CHECKING:
     import torch
 
-_STATS_BLOCK = 4096
+_STATS_BLOCK = 4096  # rows, for images up to 32×32×3 (the float64 blocks of 12 Mi values keep sums as they were)
+_STATS_VALUES = _STATS_BLOCK * 32 * 32 * 3
+RANDOM_CACHE = 128 << 20  # bytes of chunks kept for random (training) batches, per reading process
+WORKERS = 1
 
 
 def load(path: str) -> Dataset:
+    """The whole data set in memory (small pools, tests); the commands stream it with `open_pool`."""
     return read_dataset(path)
+
+
+def open_pool(path: str) -> contextlib.AbstractContextManager[Dataset]:
+    """The data set at `path` (`-` = stdin) with its pixels left in the file, for a `with` block."""
+    return open_dataset(path)
 
 
 def input_shape(images: np.ndarray) -> tuple[int, int, int]:
@@ -37,8 +54,9 @@ def channel_stats(images: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.
     total = np.zeros(chans)
     total_sq = np.zeros(chans)
     count = 0
-    for start in range(0, rows.size, _STATS_BLOCK):
-        block = images[rows[start : start + _STATS_BLOCK]].astype(np.float64) / 255.0
+    step = max(1, min(_STATS_BLOCK, _STATS_VALUES // max(int(np.prod(images.shape[1:])), 1)))
+    for start in range(0, rows.size, step):
+        block = images[rows[start : start + step]].astype(np.float64) / 255.0
         block = block.reshape(block.shape[0], -1, chans)
         total += block.sum(axis=(0, 1))
         total_sq += np.square(block).sum(axis=(0, 1))
@@ -81,6 +99,74 @@ def exclude_rows(rows: np.ndarray, paths: tuple[str, ...], pool_size: int) -> np
             raise AlcliError(f"is for a pool of {lab.pool_size} rows, the data set has {pool_size}", path)
         rows = np.setdiff1d(rows, lab.indices, assume_unique=True)
     return rows
+
+
+def size_cache(images: Any, batch_rows: int, *, random: bool) -> None:
+    """Give a `Pixels` reader a chunk cache that holds every chunk a batch of `batch_rows` rows touches (in
+    order: the chunks one run of rows spans; `random`: one per row, and up to RANDOM_CACHE of the pool, as
+    training comes back to the same rows every epoch)."""
+    if not isinstance(images, Pixels) or images.chunks is None:
+        return
+    chunk = images.chunk_bytes
+    total = -(-len(images) // images.chunk_rows)
+    touched = min(total, batch_rows if random else images.chunks_spanned(batch_rows))
+    want = touched * chunk
+    if random:
+        want = max(want, min(total * chunk, RANDOM_CACHE))
+    images.set_cache(want + chunk)
+
+
+class _Failed:
+    """A read that failed in a worker, carried back to be raised in the main process."""
+
+    def __init__(self, error: AlcliError) -> None:
+        self.message, self.source = error.message, error.source
+
+
+class _Reads:
+    """A map-style data set for torch's DataLoader: item i = the uint8 tensors of plan[i]'s row arrays."""
+
+    def __init__(self, images: Any, plan: Sequence[tuple[np.ndarray, ...]]) -> None:
+        self.images, self.plan = images, plan
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, i: int) -> Any:
+        try:
+            return tuple(uint8_batch(self.images, rows) for rows in self.plan[i])
+        except AlcliError as exc:
+            return _Failed(exc)
+
+
+def stream(images: Any, plan: Sequence[tuple[np.ndarray, ...]],
+           workers: int = WORKERS) -> Iterator[tuple[torch.Tensor, ...]]:
+    """For each plan item (a tuple of row arrays), the uint8 N×C×H×W tensors of those rows, in plan order.
+    `workers` processes read ahead (two items each); 0 reads in this process (also inside a daemon process,
+    e.g. a Dask worker, which may not have children)."""
+    import torch
+
+    if multiprocessing.current_process().daemon:
+        workers = 0
+    workers = max(0, min(workers, len(plan) - 1))
+    loader = torch.utils.data.DataLoader(
+        _Reads(images, plan), batch_size=None, shuffle=False, num_workers=workers,
+        prefetch_factor=2 if workers else None, multiprocessing_context=_context() if workers else None,
+        generator=torch.Generator(),  # its workers' seeds come from here, not from torch's global RNG (dropout's)
+    )  # fmt: skip
+    it = iter(loader)
+    try:
+        for item in it:
+            if isinstance(item, _Failed):
+                raise AlcliError(item.message, item.source)
+            yield item
+    finally:
+        del it
+
+
+def _context() -> str:
+    """fork where there is one: the worker gets the plan and the reader without pickling, and starts at once."""
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def batch_tensor(

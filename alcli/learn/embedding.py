@@ -1,12 +1,21 @@
 """Run a trained model over data-set rows, batch by batch: penultimate features, softmax, MC-dropout
-passes and BADGE gradient embeddings, streamed straight into an embeddings artifact."""
+passes and BADGE gradient embeddings, streamed straight into an embeddings artifact; or a pretrained
+torchvision trunk's features alone (`embed_features`: ImageNet's classes are not the pool's, so no probs).
+
+`precision` bf16/fp16 runs the network under torch.autocast (fp16 on CUDA only; bf16 also on CPU) and, on
+CUDA, in channels_last memory format; outputs are written as float32 either way.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from alcli import console
 from alcli.artifacts.checkpoint import Checkpoint
@@ -22,6 +31,11 @@ class EmbedOptions:
     mc_samples: int = 0
     grad_embedding: bool = False
     seed: int = 0
+    workers: int = data.WORKERS  # processes reading batches ahead (0: in this process)
+    precision: str = "fp32"
+
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def dims(net: models.Net, num_classes: int, opts: EmbedOptions) -> dict[str, tuple[int, ...]]:
@@ -38,6 +52,39 @@ def check_options(opts: EmbedOptions) -> None:
         raise AlcliError(f"must be at least 1, got {opts.batch_size}", "--batch-size")
     if opts.mc_samples < 0:
         raise AlcliError(f"must be 0 (off) or more, got {opts.mc_samples}", "--mc-samples")
+    if opts.workers < 0:
+        raise AlcliError(f"must be 0 (read in this process) or more, got {opts.workers}", "--workers")
+    if opts.precision not in PRECISIONS:
+        raise AlcliError(f"unknown precision {opts.precision!r}; choose one of {', '.join(PRECISIONS)}", "--precision")
+
+
+def check_device(opts: EmbedOptions, device: torch.device) -> None:
+    if opts.precision == "fp16" and device.type != "cuda":
+        raise AlcliError("fp16 needs a CUDA device (use bf16 on the CPU)", "--precision")
+
+
+def prepare(net: nn.Module, opts: EmbedOptions, device: torch.device) -> nn.Module:
+    """Eval mode, and channels_last when autocasting on CUDA (what tensor cores want)."""
+    net.eval()
+    if device.type == "cuda" and opts.precision != "fp32":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def autocast(opts: EmbedOptions, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    dtype = PRECISIONS[opts.precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def inputs(dataset: Dataset, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, opts: EmbedOptions,
+           device: torch.device, label: str) -> Iterator[torch.Tensor]:
+    """The rows' normalised batches on `device`, in order, read ahead from the file."""
+    plan = [(rows[start : start + opts.batch_size],) for start in range(0, rows.size, opts.batch_size)]
+    data.size_cache(dataset.images, opts.batch_size, random=False)
+    channels_last = device.type == "cuda" and opts.precision != "fp32"
+    for (raw,) in console.progress(data.stream(dataset.images, plan, opts.workers), len(plan), label):
+        x = data.normalise(raw, mean, std).to(device, non_blocking=True)
+        yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def grad_embedding(probs: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
@@ -51,12 +98,11 @@ def grad_embedding(probs: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
 def embed_into(writer: EmbeddingsWriter, net: models.Net, ckpt: Checkpoint, dataset: Dataset, rows: np.ndarray,
                opts: EmbedOptions, device: torch.device) -> None:
     """Write the rows' outputs block by block (rows in the order given)."""
-    net.eval()
+    net = prepare(net, opts, device)
     gen = torch.Generator(device=device).manual_seed(opts.seed)
-    starts = range(0, rows.size, opts.batch_size)
-    for start in console.progress(starts, len(starts), f"embed {ckpt.arch}"):
-        x = data.batch_tensor(dataset.images, rows[start : start + opts.batch_size], ckpt.mean, ckpt.std)
-        feats = net.features(x.to(device))
+    for x in inputs(dataset, rows, ckpt.mean, ckpt.std, opts, device, f"embed {ckpt.arch}"):
+        with autocast(opts, device):
+            feats = net.features(x).float()
         probs = torch.softmax(net.classify(feats), dim=1)
         extra = {"probs": probs.cpu().numpy()}
         if opts.mc_samples:
@@ -83,9 +129,26 @@ def embed(path: str, net: models.Net, ckpt: Checkpoint, dataset: Dataset, rows: 
           device: torch.device) -> None:
     """Stream the embeddings artifact for `rows` (sorted data-set rows) to `path` (`-` = stdout)."""
     check_options(opts)
+    check_device(opts, device)
     attrs = {"checkpoint": ckpt.name, "dataset": dataset.name, "arch": ckpt.arch}
     if opts.mc_samples:
         attrs["mc_seed"] = int(opts.seed)
     parents = {"checkpoint": ckpt.sha256, "dataset": dataset.sha256}
     with stream_embeddings(path, rows, dataset.n, dims(net, ckpt.num_classes, opts), attrs, parents) as writer:
         embed_into(writer, net, ckpt, dataset, rows, opts, device)
+
+
+@torch.no_grad()
+def embed_features(path: str, trunk: nn.Module, dim: int, dataset: Dataset, rows: np.ndarray, opts: EmbedOptions,
+                   device: torch.device, attrs: dict[str, Any], parents: dict[str, str]) -> None:
+    """Stream `trunk`'s features (no probs) of `rows` to `path`; inputs in [0, 1] (the trunk normalises)."""
+    check_options(opts)
+    check_device(opts, device)
+    trunk = prepare(trunk.to(device), opts, device)
+    chans = data.input_shape(dataset.images)[0]
+    zero, one = np.zeros(chans, np.float32), np.ones(chans, np.float32)
+    with stream_embeddings(path, rows, dataset.n, {"features": (dim,)}, attrs, parents) as writer:
+        for x in inputs(dataset, rows, zero, one, opts, device, f"embed {attrs.get('arch', '')}"):
+            with autocast(opts, device):
+                feats = trunk(x)
+            writer.write(feats.float().cpu().numpy())

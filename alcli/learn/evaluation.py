@@ -15,7 +15,7 @@ from alcli.learn import data, models
 
 @torch.no_grad()
 def evaluate(net: models.Net, ckpt: Checkpoint, dataset: Dataset, rows: np.ndarray, *, batch_size: int = 512,
-             device: torch.device | None = None, source: str = "TEST_DATA") -> Report:
+             device: torch.device | None = None, source: str = "TEST_DATA", workers: int = data.WORKERS) -> Report:
     """Score `net` on dataset rows `rows`; every row needs a label (not -1)."""
     labels = dataset.labels[rows]
     if np.any(labels < 0):
@@ -30,9 +30,11 @@ def evaluate(net: models.Net, ckpt: Checkpoint, dataset: Dataset, rows: np.ndarr
     confusion = np.zeros((c, c), np.int64)
     loss_sum = 0.0
     starts = range(0, rows.size, batch_size)
-    for start in console.progress(starts, len(starts), "evaluate"):
+    data.size_cache(dataset.images, batch_size, random=False)
+    reads = data.stream(dataset.images, [(rows[start : start + batch_size],) for start in starts], workers)
+    for start, (raw,) in console.progress(zip(starts, reads, strict=True), len(starts), "evaluate"):
         pos = slice(start, start + batch_size)
-        x = data.batch_tensor(dataset.images, rows[pos], ckpt.mean, ckpt.std).to(device)
+        x = data.normalise(raw, ckpt.mean, ckpt.std).to(device)
         y = torch.from_numpy(labels[pos]).to(device)
         logits = net(x)
         loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))

@@ -1,8 +1,10 @@
-"""The networks: a small CNN, batch-normed VGG16 (the paper's) and a CIFAR-stem ResNet-18.
+"""The networks: a small CNN, batch-normed VGG16 (the paper's), a CIFAR-stem ResNet-18, and any torchvision
+classification model as a pretrained trunk (`torchvision.<name>`, alcli.learn.backbones).
 
 Every model maps N×C×H×W to logits through `features(x)` (the penultimate activations, the paper's
 distance space, `feature_dim` wide) and `head` (dropout, then the linear classifier), so MC-dropout only
-needs the head. Weights are He-initialised from the seed; nothing is ever pretrained or downloaded.
+needs the head. Weights are He-initialised from the seed; a backbone's trunk gets its weights from a local
+file (or from a checkpoint); nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from alcli.errors import AlcliError
+from alcli.learn import backbones
 
 ARCHS = ("small", "vgg16", "resnet18")
 DROPOUT = 0.5
@@ -27,6 +30,13 @@ class Net(nn.Module):
         self.trunk = trunk
         self.feature_dim = feature_dim
         self.head = nn.Sequential(nn.Dropout(DROPOUT), nn.Linear(feature_dim, num_classes))
+        self.frozen = False  # a linear probe: the trunk stays in eval mode and is not trained
+
+    def train(self, mode: bool = True) -> Net:
+        super().train(mode)
+        if self.frozen:
+            self.trunk.eval()
+        return self
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
@@ -80,21 +90,34 @@ _BUILDERS = {"small": _small, "vgg16": _vgg16, "resnet18": _resnet18}
 
 
 def check_arch(arch: str, source: str = "--arch") -> None:
+    if backbones.is_backbone_arch(arch):
+        backbones.check_name(arch.removeprefix(backbones.PREFIX), source)
+        return
     if arch not in _BUILDERS:
         raise AlcliError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}", source)
 
 
-def build(arch: str, input_shape: tuple[int, int, int], num_classes: int, seed: int | None = None) -> Net:
-    """A freshly He-initialised model (`seed` fixes the initial weights)."""
+def build(arch: str, input_shape: tuple[int, int, int], num_classes: int, seed: int | None = None, *,
+          image_size: int = backbones.DEFAULT_IMAGE_SIZE, trunk: tuple[nn.Module, int] | None = None) -> Net:
+    """A freshly He-initialised model (`seed` fixes the initial weights). For a `torchvision.<name>` arch,
+    `trunk` is the pretrained trunk (alcli.learn.backbones.pretrained) and only the head is initialised;
+    without it the torchvision trunk is built with weights=None (to load a checkpoint into)."""
     check_arch(arch)
     channels, height, width = input_shape
     if channels not in (1, 3) or min(height, width) < 4 or num_classes < 2:
         raise AlcliError(f"cannot build {arch} for input {channels}×{height}×{width} with {num_classes} classes",
                          "--arch")
+    if backbones.is_backbone_arch(arch):
+        body, dim = trunk or backbones.trunk(arch.removeprefix(backbones.PREFIX), image_size)
+        if seed is not None:
+            torch.manual_seed(seed)
+        net = Net(body, dim, num_classes)
+        net.head.apply(_he_init)
+        return net
     if seed is not None:
         torch.manual_seed(seed)
-    trunk, dim = _BUILDERS[arch](channels, height, width)
-    net = Net(trunk, dim, num_classes)
+    body, dim = _BUILDERS[arch](channels, height, width)
+    net = Net(body, dim, num_classes)
     net.apply(_he_init)
     return net
 

@@ -15,7 +15,7 @@ import torch
 from alcli.artifacts.checkpoint import Checkpoint
 from alcli.artifacts.dataset import Dataset
 from alcli.errors import AlcliError
-from alcli.learn import augment, data, models
+from alcli.learn import augment, backbones, data, models
 
 WEAK_SHIFT = 2  # pixels, the `--augment` shift (alcli.learn.data)
 
@@ -48,6 +48,10 @@ class Recipe:
     threshold: float = 0.95
     mu: int = 7
     unlabeled_weight: float = 1.0
+    workers: int = data.WORKERS  # processes reading batches ahead (0: in the training process); no effect on weights
+    weights: str = ""  # a `torchvision.<name>` arch: the local file of its pretrained weights
+    freeze_backbone: bool = False  # train the head only (a linear probe)
+    image_size: int = backbones.DEFAULT_IMAGE_SIZE
     extra: dict[str, Any] = field(default_factory=dict)
 
     def hparams(self, device: torch.device) -> dict[str, Any]:
@@ -60,7 +64,9 @@ class Recipe:
 
 
 def check_recipe(recipe: Recipe) -> None:
-    models.check_arch(recipe.arch)
+    models.check_arch(recipe.arch, "--backbone" if backbones.is_backbone_arch(recipe.arch) else "--arch")
+    if backbones.is_backbone_arch(recipe.arch) and not recipe.weights:
+        raise AlcliError("needs --weights FILE (a local state dict: nothing is downloaded)", "--backbone")
     if recipe.epochs < 1:
         raise AlcliError(f"must be at least 1, got {recipe.epochs}", "--epochs")
     if recipe.batch_size < 1:
@@ -77,6 +83,8 @@ def check_recipe(recipe: Recipe) -> None:
         raise AlcliError(f"must be in [0, 1], got {recipe.threshold}", "--threshold")
     if recipe.mu < 1:
         raise AlcliError(f"must be at least 1, got {recipe.mu}", "--mu")
+    if recipe.workers < 0:
+        raise AlcliError(f"must be 0 (read in the training process) or more, got {recipe.workers}", "--workers")
     if not (recipe.unlabeled_weight >= 0 and np.isfinite(recipe.unlabeled_weight)):
         raise AlcliError(f"must be a finite number ≥ 0, got {recipe.unlabeled_weight}", "--unlabeled-weight")
 
@@ -117,14 +125,15 @@ class Setup:
     net: models.Net
     opt: torch.optim.Optimizer
     t_start: float
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def checkpoint(self, dataset: Dataset, recipe: Recipe, losses: np.ndarray, seconds: np.ndarray,
                    labeled_count: int) -> Checkpoint:
         return Checkpoint(
             arch=recipe.arch, state=models.state_arrays(self.net), mean=self.mean, std=self.std,
             input_shape=self.shape, num_classes=dataset.num_classes, class_names=list(dataset.class_names),
-            hparams=recipe.hparams(self.device), loss=losses, epoch_seconds=seconds, labeled_count=labeled_count,
-            seconds=time.perf_counter() - self.t_start,
+            hparams={**recipe.hparams(self.device), **self.extra}, loss=losses, epoch_seconds=seconds,
+            labeled_count=labeled_count, seconds=time.perf_counter() - self.t_start,
         )  # fmt: skip
 
 
@@ -133,10 +142,31 @@ def setup(dataset: Dataset, stats_rows: np.ndarray, recipe: Recipe) -> Setup:
     device = models.resolve_device(recipe.device)
     deterministic(device)
     shape = data.input_shape(dataset.images)
+    if backbones.is_backbone_arch(recipe.arch):
+        return _setup_backbone(dataset, recipe, device, shape)
     mean, std = data.channel_stats(dataset.images, stats_rows)
     net = models.build(recipe.arch, shape, dataset.num_classes, seed=recipe.seed).to(device)
     opt = make_optimizer(recipe.optimizer, net.parameters(), recipe.lr)
     return Setup(device, shape, mean, std, net, opt, time.perf_counter())
+
+
+def _setup_backbone(dataset: Dataset, recipe: Recipe, device: torch.device, shape: tuple[int, int, int]) -> Setup:
+    """A pretrained torchvision trunk (its weights from recipe.weights) and a fresh seeded head; inputs are
+    only scaled to [0, 1] (mean 0, std 1): the trunk's own first layer applies ImageNet's normalisation."""
+    t_start = time.perf_counter()
+    name = recipe.arch.removeprefix(backbones.PREFIX)
+    body, dim, sha = backbones.pretrained(name, recipe.weights, recipe.image_size)
+    net = models.build(recipe.arch, shape, dataset.num_classes, seed=recipe.seed, image_size=recipe.image_size,
+                       trunk=(body, dim))
+    net.frozen = recipe.freeze_backbone
+    if recipe.freeze_backbone:
+        net.trunk.requires_grad_(False)
+    net = net.to(device)
+    params = net.head.parameters() if recipe.freeze_backbone else net.parameters()
+    opt = make_optimizer(recipe.optimizer, params, recipe.lr)
+    extra = backbones.hparams(name, recipe.weights, sha, recipe.image_size, recipe.freeze_backbone)
+    chans = shape[0]
+    return Setup(device, shape, np.zeros(chans, np.float32), np.ones(chans, np.float32), net, opt, t_start, extra)
 
 
 def check_loss(loss: float, epoch: int) -> None:

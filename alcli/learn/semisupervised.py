@@ -92,12 +92,15 @@ def train(
     ce = nn.CrossEntropyLoss()
     losses, seconds, masks = np.zeros(recipe.epochs), np.zeros(recipe.epochs), np.zeros(recipe.epochs)
     t_epoch = time.perf_counter()
-    steps = ((e, b) for e, epoch in enumerate(u_plan) for b in epoch)
+    steps = [(e, b) for e, epoch in enumerate(u_plan) for b in epoch]
+    data.size_cache(dataset.images, (recipe.mu + 1) * recipe.batch_size * 2, random=True)
+    reads = data.stream(dataset.images, [(rows[l_plan[i]], unlabeled[u]) for i, (_, u) in enumerate(steps)],
+                        recipe.workers)
+    progress = console.progress(zip(steps, reads, strict=True), total, f"train {recipe.arch} fixmatch")
     net.train()
-    for step, (epoch, upos) in enumerate(console.progress(steps, total, f"train {recipe.arch} fixmatch")):
+    for step, ((epoch, upos), (raw_l, raw)) in enumerate(progress):
         lpos = l_plan[step]
-        xl = data.batch_tensor(dataset.images, rows[lpos], run.mean, run.std, augment=True, generator=gen)
-        raw = data.uint8_batch(dataset.images, unlabeled[upos])
+        xl = data.normalise(raw_l, run.mean, run.std, augment=True, generator=gen)
         xw = data.normalise(raw, run.mean, run.std, augment=True, generator=gen)
         xs = data.normalise(augment.strong(raw, gen), run.mean, run.std, augment=True, generator=gen)
         x = torch.cat([xl, xw, xs]).to(device, non_blocking=True)

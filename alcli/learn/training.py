@@ -19,7 +19,7 @@ from alcli import console
 from alcli.artifacts.checkpoint import Checkpoint, read_checkpoint
 from alcli.artifacts.dataset import Dataset
 from alcli.errors import AlcliError
-from alcli.learn import data, models, semisupervised
+from alcli.learn import backbones, data, models, semisupervised
 from alcli.learn.recipe import Recipe, batches, check_loss, check_recipe, setup
 
 if TYPE_CHECKING:
@@ -65,12 +65,14 @@ def train(
     plan = [batches(rows.size, recipe.batch_size, rng) for _ in range(recipe.epochs)]
     total = sum(len(p) for p in plan)
     losses, seconds = np.zeros(recipe.epochs), np.zeros(recipe.epochs)
-    steps = ((e, b) for e, epoch in enumerate(plan) for b in epoch)
+    steps = [(e, b) for e, epoch in enumerate(plan) for b in epoch]
+    data.size_cache(dataset.images, 2 * recipe.batch_size, random=True)
+    reads = data.stream(dataset.images, [(rows[pos],) for _, pos in steps], recipe.workers)
     sums = np.zeros(recipe.epochs)
     t_epoch = time.perf_counter()
     net.train()
-    for epoch, pos in console.progress(steps, total, f"train {recipe.arch}"):
-        x = data.batch_tensor(dataset.images, rows[pos], run.mean, run.std, augment=recipe.augment, generator=gen)
+    for (epoch, pos), (raw,) in console.progress(zip(steps, reads, strict=True), total, f"train {recipe.arch}"):
+        x = data.normalise(raw, run.mean, run.std, augment=recipe.augment, generator=gen)
         y = labels[pos]
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         opt.zero_grad(set_to_none=True)
@@ -91,10 +93,17 @@ def train(
 def load_model(path: str, device: str = "auto") -> tuple[models.Net, Checkpoint]:
     """A checkpoint's model, in eval mode on `device`. Reads arrays only (no torch.load, no pickle)."""
     ckpt = read_checkpoint(path, models.expected_tensors)
-    net = models.build(ckpt.arch, ckpt.input_shape, ckpt.num_classes)
+    net = models.build(ckpt.arch, ckpt.input_shape, ckpt.num_classes, image_size=_image_size(ckpt))
     models.load_state(net, ckpt.state)
     net.eval()
     return net.to(models.resolve_device(device)), ckpt
+
+
+def _image_size(ckpt: Checkpoint) -> int:
+    size = ckpt.hparams.get("image_size", backbones.DEFAULT_IMAGE_SIZE)
+    if not isinstance(size, int) or size < 1:
+        raise AlcliError(f"hparams 'image_size' {size!r} is not a positive integer", ckpt.name)
+    return size
 
 
 def check_compatible(ckpt: Checkpoint, dataset: Dataset) -> None:

@@ -37,8 +37,8 @@ def embed_part(dataset: str, checkpoint: str, rows: np.ndarray, opts: Any, devic
 
     torch.set_num_threads(1)
     net, ckpt = training.load_model(checkpoint, device)
-    ds = data.load(dataset)
-    embedding.embed(path, net, ckpt, ds, rows, opts, models.resolve_device(device))
+    with data.open_pool(dataset) as ds:  # a Dask worker is a daemon process: it reads batches itself
+        embedding.embed(path, net, ckpt, ds, rows, dataclasses.replace(opts, workers=0), models.resolve_device(device))
     return path
 
 

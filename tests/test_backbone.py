@@ -1,0 +1,190 @@
+"""Pretrained torchvision backbones from local weight files: `embed --backbone`, `train --backbone`, bad files.
+
+Fast: resnet18 with random-init weights saved to a temporary file, 64×64 inputs, pools of 20 images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torchvision
+from conftest import assert_one_line_error, run_alcli
+
+from alcli.learn import training
+from alcli.learn.weights import read_safetensors, write_safetensors
+
+SIZE = 64
+MEAN = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
+STD = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("backbone")
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None)
+    torch.save(net.state_dict(), out / "r18.pth")
+    write_safetensors(str(out / "r18.safetensors"), net.state_dict(), {"format": "pt"})
+    rng = np.random.default_rng(0)
+    with h5py.File(out / "colour.h5", "w") as fh:
+        fh["images"] = rng.integers(0, 256, (20, 40, 40, 3), dtype=np.uint8)
+        fh["labels"] = np.arange(20) % 4
+    with h5py.File(out / "grey.h5", "w") as fh:
+        fh["images"] = rng.integers(0, 256, (20, SIZE, SIZE), dtype=np.uint8)
+        fh["labels"] = np.arange(20) % 4
+    run_alcli("split", out / "colour.h5", "--size", "12", "--seed", "0", "-o", out / "l0.h5", check=True)
+    return out
+
+
+def reference(files: Path, pool: str) -> np.ndarray:
+    """A plain torchvision forward pass: /255, 3 channels, resize to SIZE, ImageNet mean/std, fc = Identity."""
+    net = torchvision.models.resnet18(weights=None)
+    net.load_state_dict(torch.load(files / "r18.pth", weights_only=True))
+    net.fc = torch.nn.Identity()
+    net.eval()
+    with h5py.File(files / pool) as fh:
+        x = torch.from_numpy(fh["images"][()]).float() / 255.0
+    x = x[:, None].expand(-1, 3, -1, -1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    if x.shape[-1] != SIZE:
+        x = torch.nn.functional.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True)
+    with torch.inference_mode():
+        return net((x - MEAN) / STD).numpy()
+
+
+def embed(files: Path, pool: str, weights: str, out: str, *extra: str) -> dict:
+    proc = run_alcli("embed", files / pool, "--backbone", "resnet18", "--weights", files / weights, "--image-size",
+                     str(SIZE), "--device", "cpu", "-o", files / out, *extra, check=True)
+    assert "images/s" in proc.stderr
+    with h5py.File(files / out) as fh:
+        assert "probs" not in fh
+        return {"features": fh["features"][()], "attrs": dict(fh.attrs)}
+
+
+@pytest.mark.parametrize("weights", ["r18.pth", "r18.safetensors"])
+def test_features_equal_a_plain_torchvision_pass(files: Path, weights: str) -> None:
+    got = embed(files, "colour.h5", weights, f"e-{weights}.h5")
+    assert got["features"].shape == (20, 512)
+    np.testing.assert_allclose(got["features"], reference(files, "colour.h5"), atol=1e-4, rtol=0)
+    assert got["attrs"]["backbone"] == "resnet18"
+
+
+def test_grey_pool_and_bf16(files: Path) -> None:
+    ref = reference(files, "grey.h5")
+    got = embed(files, "grey.h5", "r18.pth", "eg.h5", "--workers", "0")["features"]
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+    low = embed(files, "grey.h5", "r18.pth", "eg16.h5", "--precision", "bf16")["features"]
+    rel = np.linalg.norm(low - ref, axis=1) / np.linalg.norm(ref, axis=1)
+    assert rel.max() < 0.05, rel.max()
+
+
+def test_safetensors_reader_round_trips_dtypes(tmp_path: Path) -> None:
+    tensors = {"a": torch.randn(3, 4), "b": torch.arange(5, dtype=torch.int64), "c": torch.randn(2).bfloat16(),
+               "d": torch.randn(2, 2).half(), "e": torch.zeros(0)}
+    write_safetensors(str(tmp_path / "t.safetensors"), tensors)
+    back = read_safetensors(str(tmp_path / "t.safetensors"))
+    for k, v in tensors.items():
+        assert back[k].dtype == v.dtype and torch.equal(back[k], v), k
+
+
+def test_safetensors_agrees_with_the_package(tmp_path: Path) -> None:
+    st = pytest.importorskip("safetensors.torch")
+    tensors = {"w": torch.randn(3, 5), "h": torch.randn(4).half(), "i": torch.arange(3, dtype=torch.int32)}
+    st.save_file(tensors, str(tmp_path / "p.safetensors"))
+    back = read_safetensors(str(tmp_path / "p.safetensors"))
+    assert all(torch.equal(back[k], v) for k, v in tensors.items())
+    write_safetensors(str(tmp_path / "o.safetensors"), tensors)
+    theirs = st.load_file(str(tmp_path / "o.safetensors"))
+    assert all(torch.equal(theirs[k], v) for k, v in tensors.items())
+
+
+def test_finetune_embed_select_evaluate_through_the_cli(files: Path) -> None:
+    common = ("--backbone", "resnet18", "--weights", files / "r18.pth", "--image-size", str(SIZE), "--epochs", "2",
+              "--batch-size", "6", "--device", "cpu", "--seed", "3")
+    run_alcli("train", files / "colour.h5", "--labeled", files / "l0.h5", *common, "-o", files / "ft.h5", check=True)
+    net, ckpt = training.load_model(str(files / "ft.h5"), "cpu")
+    assert ckpt.arch == "torchvision.resnet18" and ckpt.num_classes == 4 and net.feature_dim == 512
+    assert ckpt.hparams["backbone"] == "resnet18" and ckpt.hparams["image_size"] == SIZE
+    assert len(ckpt.hparams["weights_sha256"]) == 64
+    (files / "r18-moved.pth").write_bytes((files / "r18.pth").read_bytes())
+    run_alcli("embed", files / "colour.h5", "--checkpoint", files / "ft.h5", "--device", "cpu", "-o", files / "eft.h5",
+              check=True)  # the checkpoint holds every tensor: the weights file is not needed
+    with h5py.File(files / "eft.h5") as fh:
+        assert fh["features"].shape == (20, 512) and fh["probs"].shape == (20, 4)
+    run_alcli("select", files / "eft.h5", "--labeled", files / "l0.h5", "--method", "entropy", "--budget", "3",
+              "-o", files / "l1.h5", check=True)
+    proc = run_alcli("evaluate", files / "ft.h5", files / "colour.h5", "--device", "cpu", "--json", check=True)
+    assert json.loads(proc.stdout)["n_test"] == 20
+    run_alcli("train", files / "colour.h5", "--labeled", files / "l0.h5", *common, "-o", files / "ft2.h5", check=True)
+    a, b = training.load_model(str(files / "ft.h5"))[1], training.load_model(str(files / "ft2.h5"))[1]
+    assert all(np.array_equal(a.state[k], b.state[k]) for k in a.state)  # same seed, same weights
+
+
+def test_freeze_backbone_trains_the_head_only(files: Path) -> None:
+    run_alcli("train", files / "colour.h5", "--labeled", files / "l0.h5", "--backbone", "resnet18", "--weights",
+              files / "r18.safetensors", "--image-size", str(SIZE), "--epochs", "2", "--batch-size", "6",
+              "--freeze-backbone", "--device", "cpu", "-o", files / "probe.h5", check=True)
+    ckpt = training.load_model(str(files / "probe.h5"))[1]
+    original = torch.load(files / "r18.pth", weights_only=True)
+    for key, value in original.items():
+        if not key.startswith("fc."):
+            assert np.array_equal(ckpt.state[f"trunk.1.{key}"], value.numpy()), key
+    assert ckpt.hparams["freeze_backbone"] is True
+
+
+def test_entropy_on_backbone_features_says_probs_are_missing(files: Path) -> None:
+    embed(files, "colour.h5", "r18.pth", "plain.h5")
+    proc = run_alcli("select", files / "plain.h5", "--labeled", files / "l0.h5", "--method", "entropy", "--budget",
+                     "2", "-o", files / "x.h5")
+    assert_one_line_error(proc, "probs")
+
+
+def _bad_weights(files: Path) -> dict[str, Path]:
+    bad = files / "bad"
+    bad.mkdir(exist_ok=True)
+    (bad / "garbage.pth").write_bytes(np.random.default_rng(1).bytes(4000))
+    (bad / "garbage.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), bad / "other.pth")
+    state = torch.load(files / "r18.pth", weights_only=True)
+    state["layer1.0.conv1.weight"] = torch.zeros(64, 64, 5, 5)
+    torch.save(state, bad / "shapes.pth")
+    state = torch.load(files / "r18.pth", weights_only=True)
+    state["extra.weight"] = torch.zeros(1)
+    torch.save(state, bad / "extra.pth")
+    torch.save({"args": argparse.Namespace(lr=1), "counts": collections.OrderedDict()}, bad / "pickle.pth")
+    return {"missing": bad / "absent.pth", "garbage": bad / "garbage.pth", "garbage-st": bad / "garbage.safetensors",
+            "other": bad / "other.pth", "shapes": bad / "shapes.pth", "extra": bad / "extra.pth",
+            "pickle": bad / "pickle.pth"}
+
+
+@pytest.mark.parametrize("command", ["embed", "train"])
+def test_bad_weights_files_exit_2_naming_the_file(files: Path, command: str) -> None:
+    fragments = {"missing": "no such file", "garbage": "not a torch state dict", "garbage-st": "not a .safetensors",
+                 "other": "missing tensor 'conv1.weight'", "shapes": "'layer1.0.conv1.weight' has shape",
+                 "extra": "unexpected tensor 'extra.weight'", "pickle": "weights_only"}
+    for case, path in _bad_weights(files).items():
+        out = files / f"never-{command}-{case}.h5"
+        args = ("--labeled", files / "l0.h5", "--epochs", "1") if command == "train" else ()
+        proc = run_alcli(command, files / "colour.h5", *args, "--backbone", "resnet18", "--weights", path,
+                         "--image-size", str(SIZE), "--device", "cpu", "-o", out)
+        assert_one_line_error(proc, str(path), fragments[case])
+        assert not out.exists()
+
+
+def test_backbone_option_errors(files: Path) -> None:
+    proc = run_alcli("embed", files / "colour.h5", "--backbone", "resnet18", "-o", files / "x.h5")
+    assert_one_line_error(proc, "--weights")
+    proc = run_alcli("embed", files / "colour.h5", "--backbone", "no_such_net", "--weights", files / "r18.pth",
+                     "-o", files / "x.h5")
+    assert_one_line_error(proc, "--backbone", "no_such_net")
+    proc = run_alcli("embed", files / "colour.h5", "--backbone", "resnet18", "--weights", files / "r18.pth",
+                     "--mc-samples", "2", "-o", files / "x.h5")
+    assert_one_line_error(proc, "--mc-samples")
+    help_text = run_alcli("embed", "--help", check=True).stdout.decode()
+    assert "torch.save(torchvision.models.resnet18(weights='DEFAULT')" in help_text
