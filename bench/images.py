@@ -4,6 +4,11 @@ DataLoader collected into one uint8 array), at N and 2N photos, with the peak RS
     python bench/images.py                     # N=20000 synthetic 256×256 JPEGs, workers = cores
     python bench/images.py --n 1000 --workers 2
     python bench/images.py --folder PHOTOS     # an ImageFolder tree of your own, as it is
+    python bench/images.py --only embed --embed-n 2000   # alcli embed --backbone resnet18 vs a plain loop
+
+The embed half (bench/embed_backbone.py) times `alcli embed --backbone resnet18` against a plain torchvision
+loop over a synthetic 224×224×3 pool of EMBED_N and 2·EMBED_N images, same threads (default 2000: ResNet-18
+runs at tens of images/s on a 2-core CPU, so 20,000 would take a quarter of an hour a side).
 
 One JSON object on stdout; progress on stderr. Each half is a function (`bench_pack`; an embed half can sit
 beside it) returning a dict; `main` puts them together.
@@ -173,9 +178,24 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000, help="photos in the smaller run (the larger has 2N)")
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--folder", type=Path, help="an ImageFolder tree to use as it is (one run)")
+    parser.add_argument("--embed-n", type=int, default=2000, help="images in the smaller embed pool (larger: 2N)")
+    parser.add_argument("--only", choices=("pack", "embed"), help="run one half")
     args = parser.parse_args()
     report: dict = {"bench": "images", "cores": default_workers(), "workers": args.workers}
-    if args.folder:
+    if args.only != "pack":
+        sys.path.insert(0, str(HERE))
+        from embed_backbone import bench_embed, write_pool
+
+        report["embed"] = []
+        with tempfile.TemporaryDirectory(prefix="bench-pool-") as tmp:
+            for n in (args.embed_n, 2 * args.embed_n):
+                pool = os.path.join(tmp, f"pool{n}.h5")
+                write_pool(pool, n)
+                report["embed"].append(bench_embed(pool, args.workers))
+                os.unlink(pool)
+    if args.only == "embed":
+        pass
+    elif args.folder:
         n = sum(1 for _ in args.folder.rglob("*") if _.is_file())
         report["pack"] = [bench_pack(args.folder.resolve(), n, args.workers)]
     else:
