@@ -9,7 +9,7 @@ GPU    ?= 0
 LS_VENV  := .venv-ls
 LS_STAMP := $(LS_VENV)/.installed
 
-# Tests in two tiers (README, Tests): `make test` is the fast tier (every command and strategy, the
+# Tests in two tiers (README, Two commands): `make test` is the fast tier (every command and strategy, the
 # brute-force properties, a seeded sample of the fuzz corpus; about 5 minutes on 2 cores); `make test-all`
 # adds the slow tier (tests marked slow: the whole fuzz corpus, FixMatch trainings, soaks, experiment runs).
 # Label Studio has its own target. .ci/run runs all three.
@@ -41,10 +41,10 @@ test: lint
 
 # The slow tier alone (.ci/run runs it after `make test`), and both tiers in one run.
 test-slow: $(STAMP)
-	ALCLI_FUZZ_FULL=1 $(PYTEST) $(XDIST) tests -m "slow and not labelstudio"
+	$(PYTEST) $(XDIST) tests -m "slow and not labelstudio"
 
 test-all: lint
-	ALCLI_FUZZ_FULL=1 $(PYTEST) $(XDIST) tests -m "not labelstudio"
+	$(PYTEST) $(XDIST) tests -m "not labelstudio"
 
 $(LS_STAMP):
 	$(PYTHON) -m venv $(LS_VENV)

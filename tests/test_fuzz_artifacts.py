@@ -10,7 +10,7 @@ process; hypothesis-drawn damage through each fast command (one subprocess per c
 the torch commands (train, embed, evaluate: ~2 s of start-up each, so few). ALCLI_FUZZ_SCALE=N multiplies the
 number of drawn cases. The case counts are printed at the end of the run.
 
-Two tiers (README, Tests): the whole corpus runs in the slow tier (`make test-all`, tests marked slow); the
+Two tiers (README, Two commands): the whole corpus runs in the slow tier (`make test-all`, tests marked slow); the
 fast tier (`make test`) runs a seeded sample of it, the same cases every run: a fixed share of each reader's
 structured damage and a few drawn cases per command. ALCLI_FUZZ_SEED=N draws another sample (default 0)."""
 
