@@ -13,8 +13,10 @@ LS_STAMP := $(LS_VENV)/.installed
 # brute-force properties, a seeded sample of the fuzz corpus; about 5 minutes on 2 cores); `make test-all`
 # adds the slow tier (tests marked slow: the whole fuzz corpus, FixMatch trainings, soaks, experiment runs).
 # Label Studio has its own target. .ci/run runs all three.
+# Two pytest-xdist workers, a test file per worker at a time (--dist loadfile), so a module's fixture (a trained
+# model, the fuzz's artifacts) is built once, not once per worker. `make test XDIST=` runs serially.
 PYTEST   := $(BIN)/python -m pytest -q -p no:cacheprovider
-XDIST    ?= -n 2
+XDIST    ?= -n 2 --dist loadfile
 
 .PHONY: setup demo label-demo test test-all test-slow test-integration lint bench clean
 
