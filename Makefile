@@ -1,4 +1,5 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both create .venv when needed.
+# .venv gets exactly the versions in constraints.txt (pyproject.toml has lower bounds only: see README, Install).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,15 +9,24 @@ GPU    ?= 0
 LS_VENV  := .venv-ls
 LS_STAMP := $(LS_VENV)/.installed
 
-.PHONY: setup demo label-demo test test-integration lint typecheck bench clean
+# Tests in two tiers (README, Two commands): `make test` is the fast tier (every command and strategy, the
+# brute-force properties, a seeded sample of the fuzz corpus; about 5 minutes on 2 cores); `make test-all`
+# adds the slow tier (tests marked slow: the whole fuzz corpus, FixMatch trainings, soaks, experiment runs).
+# Label Studio has its own target. .ci/run runs all three.
+# Two pytest-xdist workers, a test file per worker at a time (--dist loadfile), so a module's fixture (a trained
+# model, the fuzz's artifacts) is built once, not once per worker. `make test XDIST=` runs serially.
+PYTEST   := $(BIN)/python -m pytest -q -p no:cacheprovider
+XDIST    ?= -n 2 --dist loadfile
 
-$(STAMP): pyproject.toml
+.PHONY: setup demo label-demo test test-all test-slow test-integration lint typecheck bench clean
+
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 ifeq ($(GPU),1)
 	$(BIN)/pip uninstall -q -y faiss-cpu
-	$(BIN)/pip install -q faiss-gpu-cu12
+	$(BIN)/pip install -q -c constraints.txt faiss-gpu-cu12
 endif
 	touch $(STAMP)
 
@@ -31,8 +41,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/python -m pytest -q tests -m "not labelstudio"
+test: lint typecheck
+	$(PYTEST) $(XDIST) tests -m "not labelstudio and not slow"
+
+# The slow tier alone (.ci/run runs it after `make test`), and both tiers in one run.
+test-slow: $(STAMP)
+	$(PYTEST) $(XDIST) tests -m "slow and not labelstudio"
+
+test-all: lint typecheck
+	$(PYTEST) $(XDIST) tests -m "not labelstudio"
 
 $(LS_STAMP):
 	$(PYTHON) -m venv $(LS_VENV)
@@ -41,7 +58,7 @@ $(LS_STAMP):
 
 # Against a real Label Studio (installed into .venv-ls, started on 127.0.0.1 by the tests, offline).
 test-integration: $(STAMP) $(LS_STAMP)
-	$(BIN)/python -m pytest -q tests -m labelstudio
+	$(PYTEST) tests -m labelstudio
 
 label-demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash samples/label-round.sh

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,11 +84,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-# Lines a test wants in the run's closing summary (e.g. how many fuzz cases ran): shown even with -q.
+# Lines a test wants in the run's closing summary: shown even with -q (in a serial run; under -n they stay
+# in the worker).
 SUMMARY: list[str] = []
+# Fuzz cases run by the current test (tests/test_fuzz_artifacts.py counts them here, by kind and exit). Each
+# test's count travels in its report, so the closing line adds up the workers' cases under `-n 2` too.
+FUZZ_CASES: collections.Counter[str] = collections.Counter()
+_FUZZ_TOTAL: collections.Counter[str] = collections.Counter()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    before = FUZZ_CASES.copy()
+    yield
+    ran = FUZZ_CASES - before
+    if ran:
+        item.user_properties.append(("fuzz_cases", dict(ran)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        for name, value in report.user_properties:
+            if name == "fuzz_cases":
+                _FUZZ_TOTAL.update(value)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FUZZ_TOTAL:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(_FUZZ_TOTAL.items()))
+        terminalreporter.write_line(f"fuzz cases: {sum(_FUZZ_TOTAL.values())} ({parts})")
     for line in SUMMARY:
         terminalreporter.write_line(line)
 

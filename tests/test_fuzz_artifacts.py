@@ -8,11 +8,14 @@ after a failure, and the input unchanged.
 Three layers, cheapest first: every structured damage, exhaustively, through the artifact readers in this
 process; hypothesis-drawn damage through each fast command (one subprocess per case); and a sample through
 the torch commands (train, embed, evaluate: ~2 s of start-up each, so few). ALCLI_FUZZ_SCALE=N multiplies the
-number of drawn cases. The case counts are printed at the end of the run."""
+number of drawn cases. The case counts are printed at the end of the run.
+
+Two tiers (README, Two commands): the whole corpus runs in the slow tier (`make test-all`, tests marked slow); the
+fast tier (`make test`) runs a seeded sample of it, the same cases every run: a fixed share of each reader's
+structured damage and a few drawn cases per command. ALCLI_FUZZ_SEED=N draws another sample (default 0)."""
 
 from __future__ import annotations
 
-import collections
 import csv
 import functools
 import hashlib
@@ -26,9 +29,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import SUMMARY, alcli_exe, run_alcli
+from conftest import FUZZ_CASES, alcli_exe, run_alcli
 from corrupt import ATTR_DAMAGE, DATASET_DAMAGE, Mutation, corrupt_copy, layout, mutations
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from alcli.artifacts.output import seal
@@ -38,7 +41,13 @@ SCALE = max(1, int(os.environ.get("ALCLI_FUZZ_SCALE", "1")))
 FAST_EXAMPLES = 4 * SCALE  # per (kind, fast command)
 TORCH_EXAMPLES = 6 * SCALE  # in all, over (kind, torch command)
 READER_EXAMPLES = 40 * SCALE  # byte flips and truncations per kind, in process
-COUNTS: collections.Counter[str] = collections.Counter()
+# The fast tier's seeded sample (at least 300 cases in all: the run's closing summary counts them).
+SEED = int(os.environ.get("ALCLI_FUZZ_SEED", "0"))
+SAMPLE_FAST_EXAMPLES = 1  # per (kind, fast command)
+SAMPLE_TORCH_EXAMPLES = 1
+SAMPLE_READER_EXAMPLES = 10  # byte flips and truncations per kind
+SAMPLE_STRUCTURED = 40  # structured damages per reader, drawn without replacement from all of them
+COUNTS = FUZZ_CASES  # per test, reported through the test reports (so `-n 2` counts the workers' cases too)
 TORCH = ("--epochs", "1", "--threads", "1", "--device", "cpu")
 
 # What reads each kind: the damaged file is X; the other artifacts are the valid ones. `-q` keeps successful
@@ -143,9 +152,6 @@ def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (out / "kcenter" / "seed0" / "round0").mkdir(parents=True)
     shutil.copyfile(out / "r.h5", out / "kcenter" / "seed0" / "round0" / "report.h5")
     yield out
-    if COUNTS:
-        parts = ", ".join(f"{k} {v}" for k, v in sorted(COUNTS.items()))
-        SUMMARY.append(f"fuzz cases: {sum(COUNTS.values())} ({parts})")
 
 
 def _sha(path: Path) -> str:
@@ -190,25 +196,50 @@ def _run_case(arts: Path, kind: str, template: tuple[str, ...], mutation: Mutati
 FAST_CASES = [(kind, name) for kind, commands in FAST.items() for name in commands]
 
 
+def _fast_command(arts: Path, kind: str, name: str, data: st.DataObject) -> None:
+    mutation = data.draw(_mutations(arts / f"{FILES[kind]}.h5"), label="mutation")
+    _run_case(arts, kind, FAST[kind][name], mutation, arts / "case" / f"{kind}-{name}")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "name"), FAST_CASES, ids=[f"{k}-{n}" for k, n in FAST_CASES])
 @settings(max_examples=FAST_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_damaged_artifact_fast_commands(arts: Path, kind: str, name: str, data: st.DataObject) -> None:
-    mutation = data.draw(_mutations(arts / f"{FILES[kind]}.h5"), label="mutation")
-    _run_case(arts, kind, FAST[kind][name], mutation, arts / "case" / f"{kind}-{name}")
+    _fast_command(arts, kind, name, data)
+
+
+@pytest.mark.parametrize(("kind", "name"), FAST_CASES, ids=[f"{k}-{n}" for k, n in FAST_CASES])
+@seed(SEED)
+@settings(max_examples=SAMPLE_FAST_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_artifact_fast_commands_sample(arts: Path, kind: str, name: str, data: st.DataObject) -> None:
+    _fast_command(arts, kind, name, data)
 
 
 SLOW_CASES = [(kind, name) for kind, commands in SLOW.items() for name in commands]
 
 
-@settings(max_examples=TORCH_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_damaged_artifact_torch_commands(arts: Path, data: st.DataObject) -> None:
-    """A sample: half of the cases a damaged checkpoint (only torch commands read one beyond `info`)."""
+def _torch_command(arts: Path, data: st.DataObject) -> None:
     kind, name = data.draw(st.one_of(st.sampled_from([c for c in SLOW_CASES if c[0] == "checkpoint"]),
                                      st.sampled_from(SLOW_CASES)), label="command")
     mutation = data.draw(_mutations(arts / f"{FILES[kind]}.h5"), label="mutation")
     _run_case(arts, kind, SLOW[kind][name], mutation, arts / "case" / "torch")
+
+
+@pytest.mark.slow
+@settings(max_examples=TORCH_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_artifact_torch_commands(arts: Path, data: st.DataObject) -> None:
+    """A sample: half of the cases a damaged checkpoint (only torch commands read one beyond `info`)."""
+    _torch_command(arts, data)
+
+
+@seed(SEED)
+@settings(max_examples=SAMPLE_TORCH_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_artifact_torch_commands_sample(arts: Path, data: st.DataObject) -> None:
+    _torch_command(arts, data)
 
 
 def _readers() -> dict[str, Callable[[str], object]]:
@@ -241,24 +272,34 @@ def _read_damaged(arts: Path, reader: str, mutation: Mutation, tmp: Path) -> Non
         assert "\n" not in str(exc)
 
 
-@pytest.mark.parametrize("reader", ["dataset", "labeled", "embeddings", "embeddings-outofcore", "checkpoint",
-                                    "report", "coords"])
+READERS = ["dataset", "labeled", "embeddings", "embeddings-outofcore", "checkpoint", "report", "coords"]
+
+
+def _structured(arts: Path, reader: str) -> list[Mutation]:
+    """Each dataset and each attr, every kind of damage."""
+    datasets, attrs = layout(arts / f"{FILES[reader.split('-')[0]]}.h5")
+    return ([("dataset", name, how) for name in datasets for how in DATASET_DAMAGE]
+            + [("attr", name, how) for name in attrs for how in ATTR_DAMAGE])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reader", READERS)
 def test_every_structured_damage_through_the_reader(arts: Path, reader: str, tmp_path: Path) -> None:
     """Each dataset and each attr, every kind of damage: the reader returns or raises AlcliError only."""
-    datasets, attrs = layout(arts / f"{FILES[reader.split('-')[0]]}.h5")
-    for name in datasets:
-        for how in DATASET_DAMAGE:
-            _read_damaged(arts, reader, ("dataset", name, how), tmp_path)
-    for name in attrs:
-        for how in ATTR_DAMAGE:
-            _read_damaged(arts, reader, ("attr", name, how), tmp_path)
+    for mutation in _structured(arts, reader):
+        _read_damaged(arts, reader, mutation, tmp_path)
 
 
-@pytest.mark.parametrize("reader", ["dataset", "labeled", "embeddings", "embeddings-outofcore", "checkpoint",
-                                    "report", "coords"])
-@settings(max_examples=READER_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_flipped_and_truncated_bytes_through_the_reader(arts: Path, reader: str, data: st.DataObject) -> None:
+@pytest.mark.parametrize("reader", READERS)
+def test_structured_damage_sample_through_the_reader(arts: Path, reader: str, tmp_path: Path) -> None:
+    """The fast tier's share of the test above: SAMPLE_STRUCTURED damages per reader, seeded."""
+    every = _structured(arts, reader)
+    rng = np.random.default_rng([SEED, READERS.index(reader)])
+    for i in sorted(rng.choice(len(every), size=min(SAMPLE_STRUCTURED, len(every)), replace=False)):
+        _read_damaged(arts, reader, every[i], tmp_path)
+
+
+def _flip_or_truncate(arts: Path, reader: str, data: st.DataObject) -> None:
     path = arts / f"{FILES[reader.split('-')[0]]}.h5"
     size = path.stat().st_size
     mutation = data.draw(st.one_of(
@@ -268,6 +309,23 @@ def test_flipped_and_truncated_bytes_through_the_reader(arts: Path, reader: str,
     folder = arts / "case" / "reader"
     folder.mkdir(parents=True, exist_ok=True)
     _read_damaged(arts, reader, mutation, folder)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reader", READERS)
+@settings(max_examples=READER_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_flipped_and_truncated_bytes_through_the_reader(arts: Path, reader: str, data: st.DataObject) -> None:
+    _flip_or_truncate(arts, reader, data)
+
+
+@pytest.mark.parametrize("reader", READERS)
+@seed(SEED)
+@settings(max_examples=SAMPLE_READER_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_flipped_and_truncated_bytes_sample_through_the_reader(arts: Path, reader: str,
+                                                               data: st.DataObject) -> None:
+    _flip_or_truncate(arts, reader, data)
 
 
 @pytest.mark.parametrize("memory", [None, "64M"])

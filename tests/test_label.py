@@ -253,6 +253,8 @@ def test_matching_stdin_dry_run(pool: dict, tmp_path: Path) -> None:
     assert proc.returncode == 0 and "dry run" in proc.stderr and not dry.exists()
 
 
+# slow tier: ends in a training (~6 s); the fast tier still reads partial batches in test_bad_answers_all_reported
+@pytest.mark.slow
 def test_partial_batch_then_train(pool: dict, tmp_path: Path) -> None:
     """Half a round answered: --labeled-out drops the pending picks so `train` accepts it; the skipped rows
     feed `select --exclude` (here: split --exclude)."""

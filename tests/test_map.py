@@ -106,6 +106,8 @@ def test_pca_matches_svd():
     assert np.allclose(np.abs(mapping.pca(x, 3)), np.abs(xc @ vt[:3].T), atol=1e-6)
 
 
+# slow tier: trains a model first (~9 s); map's fast tests use ready embeddings
+@pytest.mark.slow
 def test_embed_pipe_into_map(tmp_path):
     """`alcli embed ... - | alcli map - ...` through a real pipe (tiny model, PCA)."""
     script = f"""

@@ -169,6 +169,8 @@ def _rss_run(path: Path, limit: str, budget: int) -> dict:
     return json.loads(out)
 
 
+# slow tier: writes and maps 100 MB (~4 s); out of core = in memory stays in the fast tier
+@pytest.mark.slow
 def test_memory_limit_bounds_peak_rss(tmp_path):
     """100 MB of features under --memory-limit 80M: the run's peak RSS grows by less than 80 MB, while
     the in-memory run grows by at least the features' size (so the measurement can see them)."""

@@ -254,6 +254,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# slow tier: ~9 s each; the fast tier keeps Ctrl-C inside a native call through the CBC test below
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_inside_faiss_kmeans_is_prompt(clusters: Path, tmp_path: Path, signum: int) -> None:
     """Ctrl-C while FAISS k-means runs (native code holding the main thread, features spooled from stdin):

@@ -235,6 +235,8 @@ def test_badge_first_pick_max_norm_and_grad_features_agree():
     assert list(res.picks) != list(select(emb, "badge", 10, labeled=labeled, seed=8).picks)
 
 
+# slow tier: 3,000 seeded draws (~10 s); BADGE's fast tests are the factorised distances and first pick
+@pytest.mark.slow
 def test_kmeanspp_draws_by_squared_distance():
     # two candidates left after the first center: draw probability must follow D²
     x = np.array([[0.0], [1.0], [3.0]], np.float32)
