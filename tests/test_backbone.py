@@ -104,6 +104,7 @@ def test_safetensors_agrees_with_the_package(tmp_path: Path) -> None:
     assert all(torch.equal(theirs[k], v) for k, v in tensors.items())
 
 
+@pytest.mark.slow
 def test_finetune_embed_select_evaluate_through_the_cli(files: Path) -> None:
     common = ("--backbone", "resnet18", "--weights", files / "r18.pth", "--image-size", str(SIZE), "--epochs", "2",
               "--batch-size", "6", "--device", "cpu", "--seed", "3")
@@ -163,7 +164,7 @@ def _bad_weights(files: Path) -> dict[str, Path]:
             "pickle": bad / "pickle.pth"}
 
 
-@pytest.mark.parametrize("command", ["embed", "train"])
+@pytest.mark.parametrize("command", ["embed", pytest.param("train", marks=pytest.mark.slow)])
 def test_bad_weights_files_exit_2_naming_the_file(files: Path, command: str) -> None:
     fragments = {"missing": "no such file", "garbage": "not a torch state dict", "garbage-st": "not a .safetensors",
                  "other": "missing tensor 'conv1.weight'", "shapes": "'layer1.0.conv1.weight' has shape",

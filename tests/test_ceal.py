@@ -95,6 +95,7 @@ def test_train_adds_exactly_those_rows_and_leaves_the_data_unchanged(setup: Path
     assert len(loose) > len(want)
 
 
+@pytest.mark.slow
 def test_pseudo_label_errors(setup: Path, tmp_path: Path) -> None:
     out = tmp_path / "x.h5"
     base = ["train", SAMPLE, "--labeled", setup / "l0.h5", "--epochs", "1", "-o", out]

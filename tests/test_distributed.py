@@ -234,6 +234,7 @@ def test_cli_worker_killed_mid_run_writes_nothing(tmp_path):
 # ------------------------------------------------------------------------------------ embed --scheduler
 
 
+@pytest.mark.slow
 def test_embed_on_the_cluster_equals_single_machine(cluster, tmp_path):
     from conftest import SAMPLE
 

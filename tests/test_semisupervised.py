@@ -125,6 +125,7 @@ def test_unlabelled_rows_are_the_rest_minus_excluded(split: Path) -> None:
     assert hp["epoch_unit"] == "pass over the unlabelled rows"
 
 
+@pytest.mark.slow
 def test_fixmatch_errors(split: Path, tmp_path: Path) -> None:
     out = tmp_path / "c.h5"
     base = ["train", SAMPLE, "--labeled", split / "l0.h5", "--semi-supervised", "fixmatch", "-o", out]

@@ -78,6 +78,7 @@ def test_pixels_read_any_order_with_repeats(tmp_path: Path) -> None:
         np.testing.assert_array_equal(data.channel_stats(ds.images, rows)[0], data.channel_stats(full, rows)[0])
 
 
+@pytest.mark.slow
 def test_embed_reads_the_pool_from_a_pipe(tmp_path: Path) -> None:
     run_alcli("split", SAMPLE, "--size", "100", "--seed", "0", "-o", tmp_path / "l.h5", check=True)
     run_alcli("train", SAMPLE, "--labeled", tmp_path / "l.h5", "--epochs", "1", "--device", "cpu", "-o",

@@ -78,6 +78,7 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
         return {k: v[()] for k, v in fh["state"].items()}
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_on_cpu(work: Path, tmp_path: Path) -> None:
     run_alcli("split", SAMPLE, "--size", "64", "--seed", "5", "-o", tmp_path / "l.h5", check=True)
     common = ("train", SAMPLE, "--labeled", tmp_path / "l.h5", "--epochs", "2", "--augment", "--device", "cpu")
@@ -118,6 +119,7 @@ def test_embed_shapes_values_and_determinism(work: Path, tmp_path: Path) -> None
     assert np.allclose(feats.numpy(), e1.features[:50], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_embed_pipes_into_select(work: Path) -> None:
     proc = shell(f"alcli -q embed {SAMPLE} --checkpoint c0.h5 --exclude test.h5 - "
                  "| alcli -q select - --labeled l0.h5 --budget 20 --exclude test.h5 -o l1.h5", cwd=work)
@@ -143,6 +145,7 @@ def test_every_arch_takes_grey_and_colour(arch: str, shape: tuple[int, int, int]
     assert {k: (v.shape, str(v.dtype)) for k, v in got.items()} == want
 
 
+@pytest.mark.slow
 def test_resnet18_on_colour_images_through_the_cli(shared_data: Path, tmp_path: Path) -> None:
     cifar = shared_data / "cifar10-test.h5"
     run_alcli("split", cifar, "--size", "16", "--seed", "0", "-o", tmp_path / "l.h5", check=True)
@@ -201,7 +204,9 @@ BAD_CHECKPOINTS = {
 }
 
 
-THROUGH_CLI = ("wrong-format", "missing-tensor", "wrong-shape", "extra-tensor")
+# one case in the fast tier; every case in the slow one (each is a whole `alcli evaluate` start)
+THROUGH_CLI = ("wrong-format", *(pytest.param(case, marks=pytest.mark.slow)
+                                 for case in ("missing-tensor", "wrong-shape", "extra-tensor")))
 
 
 @pytest.mark.parametrize("case", THROUGH_CLI)
@@ -223,6 +228,7 @@ def test_every_checkpoint_defect_is_one_clear_error(work: Path, tmp_path: Path) 
             assert frag in text, (case, frag, text)
 
 
+@pytest.mark.slow
 def test_not_a_checkpoint_at_all(work: Path, tmp_path: Path) -> None:
     (tmp_path / "junk.h5").write_bytes(b"\x80\x04K\x01." * 10)  # a pickle, of all things
     proc = run_alcli("embed", SAMPLE, "--checkpoint", tmp_path / "junk.h5", "-o", tmp_path / "e.h5")
@@ -250,8 +256,8 @@ def test_training_on_unlabelled_row_exits_2(work: Path, tmp_path: Path) -> None:
     ("args", "fragments"),
     [
         (("--epochs", "0"), ["--epochs"]),
-        (("--lr", "-1"), ["--lr"]),
-        (("--batch-size", "0"), ["--batch-size"]),
+        pytest.param(("--lr", "-1"), ["--lr"], marks=pytest.mark.slow),
+        pytest.param(("--batch-size", "0"), ["--batch-size"], marks=pytest.mark.slow),
         (("--arch", "alexnet"), ["--arch"]),
     ],
 )
@@ -260,6 +266,7 @@ def test_bad_training_options_exit_2(work: Path, tmp_path: Path, args: tuple[str
     assert_one_line_error(proc, *fragments)
 
 
+@pytest.mark.slow
 def test_labelled_set_for_another_pool_exits_2(work: Path, tmp_path: Path, shared_data: Path) -> None:
     proc = run_alcli("train", shared_data / "cifar10-test.h5", "--labeled", work / "l0.h5", "-o", tmp_path / "c.h5")
     assert_one_line_error(proc, "l0.h5", "5000")

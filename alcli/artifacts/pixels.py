@@ -33,6 +33,7 @@ class Pixels:
         self.chunks: tuple[int, ...] | None = tuple(node.chunks) if node.chunks else None
         self.cache_bytes = DEFAULT_CACHE
         self._handle: h5py.File | None = None
+        self._node: h5py.Dataset | None = None  # kept open: HDF5's chunk cache lives and dies with it
         self._pid = -1
 
     @property
@@ -69,11 +70,11 @@ class Pixels:
     def close(self) -> None:
         if self._handle is not None and self._pid == os.getpid():
             self._handle.close()
-        self._handle = None
+        self._handle = self._node = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_handle"], state["_pid"] = None, -1
+        state["_handle"], state["_node"], state["_pid"] = None, None, -1
         return state
 
     def _dataset(self) -> h5py.Dataset:
@@ -83,8 +84,9 @@ class Pixels:
                 self._handle = h5py.File(self.path, "r", rdcc_nbytes=self.cache_bytes, rdcc_nslots=slots)
             except (OSError, RuntimeError, ValueError) as exc:
                 raise AlcliError(f"cannot reopen to read its images ({short(exc)})", self.name) from None
+            self._node = self._handle["images"]
             self._pid = os.getpid()
-        return self._handle["images"]
+        return self._node  # type: ignore[return-value]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, slice):
