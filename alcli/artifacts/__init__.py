@@ -1,5 +1,6 @@
 """The HDF5 schema of every alcli artifact: one module per kind, shared reading and checks in `io`, atomic
-writing (temporary file, then rename; or stdout) in `output`.
+writing (temporary file, then rename; or stdout) in `output`, any kind by its format attr in `kinds`, and
+a data set's images read on demand, a batch at a time, in `pixels`.
 
 May import: alcli.errors (and h5py, numpy). Everything above reads and writes artifacts through here.
 """
