@@ -186,11 +186,11 @@ def test_stdout_has_no_partial(mixed: Path, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """96 small JPEGs: rows are committed every 16 (one HDF5 chunk), so a run stops at 16, 32, ... 96."""
+    """200 small JPEGs: rows are committed every 64 (four HDF5 chunks of 16), so a run stops at 64, 128, 192."""
     root = tmp_path_factory.mktemp("many") / "photos"
     rng = np.random.default_rng(3)
-    for i in range(96):
-        _save(root / f"c{i % 3}" / f"img{i:02d}.jpg", _photo(rng, 16, 16), quality=90)
+    for i in range(200):
+        _save(root / f"c{i % 3}" / f"img{i:03d}.jpg", _photo(rng, 16, 16), quality=90)
     return root
 
 
@@ -249,7 +249,7 @@ def whole(many: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("when", ["running", "packed 16", "packed 32"])
+@pytest.mark.parametrize("when", ["running", "packed 64", "packed 128"])
 def test_ctrl_c_then_rerun_equals_one_run(many: Path, whole: Path, tmp_path: Path, when: str) -> None:
     out = tmp_path / "pool.h5"
     args = ["pack", str(many), "--size", "12x12", "--workers", "2", "-o", str(out)]
@@ -268,15 +268,15 @@ def test_ctrl_c_then_rerun_equals_one_run(many: Path, whole: Path, tmp_path: Pat
 def test_other_options_or_files_do_not_resume(many: Path, tmp_path: Path) -> None:
     out = tmp_path / "pool.h5"
     args = ["pack", str(many), "--size", "12x12", "--workers", "2", "-o", str(out)]
-    assert _interrupt_at(args, tmp_path, "packed 16")[0] == 130
+    assert _interrupt_at(args, tmp_path, "packed 64")[0] == 130
     proc = run_alcli(*args[:-2], "--fit", "pad", "-o", out, check=True)
     assert "starting over" in proc.stderr and "resuming" not in proc.stderr
     run_alcli(*args[:-2], "--fit", "pad", "--workers", "1", "-o", tmp_path / "pad.h5", check=True)
     _same(out, tmp_path / "pad.h5")
-    assert _interrupt_at(args, tmp_path, "packed 16")[0] == 130
-    os.utime(many / "c0" / "img00.jpg", ns=(0, 0))  # the same files, one of them changed
+    assert _interrupt_at(args, tmp_path, "packed 64")[0] == 130
+    os.utime(many / "c0" / "img000.jpg", ns=(0, 0))  # the same files, one of them changed
     try:
         proc = run_alcli(*args, check=True)
     finally:
-        os.utime(many / "c0" / "img00.jpg")
+        os.utime(many / "c0" / "img000.jpg")
     assert "starting over" in proc.stderr and "resuming" not in proc.stderr

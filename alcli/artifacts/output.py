@@ -127,12 +127,14 @@ def create_output(path: str) -> Iterator[h5py.File]:
 
 
 @contextlib.contextmanager
-def hdf5_file(file: str, path: str, mode: str = "w") -> Iterator[h5py.File]:
+def hdf5_file(file: str, path: str, mode: str = "w", rdcc_nbytes: int | None = None) -> Iterator[h5py.File]:
     """An h5py.File on `file` (a temporary file, or a file kept between runs such as `pack`'s progress) for
     the artifact `path`, with every artifact's failure handling: a failed write (full disk, file size limit)
-    is one line naming `path`, and the file is abandoned (never closed); on success it is closed and sealed."""
+    is one line naming `path`, and the file is abandoned (never closed); on success it is closed and sealed.
+    `rdcc_nbytes`: HDF5's chunk cache, for a writer of many chunks (its default is 1 MiB)."""
     _quiet_failed_writes()
-    handle = h5py.File(file, mode, userblock_size=SEAL_SIZE) if mode == "w" else h5py.File(file, mode)
+    cache = {} if rdcc_nbytes is None else {"rdcc_nbytes": rdcc_nbytes}
+    handle = h5py.File(file, mode, userblock_size=SEAL_SIZE, **cache) if mode == "w" else h5py.File(file, mode, **cache)
     try:
         yield handle
     except BaseException as exc:

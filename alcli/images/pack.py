@@ -21,7 +21,7 @@ from alcli.artifacts.output import STDIO, atomic_path, land, stamp
 from alcli.errors import AlcliError
 from alcli.images import decode
 from alcli.images.folder import list_images
-from alcli.images.partial import Progress, chunk_rows, fingerprint, partial_path, progress_file
+from alcli.images.partial import Progress, commit_rows, fingerprint, partial_path, progress_file
 from alcli.images.workers import default_workers, ordered, worker_pool
 from alcli.signals import at_safe_points
 
@@ -100,7 +100,7 @@ class _Job:
         if resumed:
             console.say(f"[bold]pack[/]: resuming: {resumed} of {len(self.good)} images already done")
         todo = self.good[resumed:]
-        per_chunk = chunk_rows(self.row_shape)
+        per_commit = commit_rows(self.row_shape)
         rows: list[bytes] = []
         failed: list[tuple[int, str]] = []  # (position in `good`, reason)
         with console.counter(len(self.good), "pack", "images", done=resumed) as advance:
@@ -112,7 +112,7 @@ class _Job:
                     raise self._size_error(self.good[k], result[1], result[2])
                 else:
                     rows.append(result[3])
-                if len(rows) == per_chunk or done == len(self.good):
+                if len(rows) == per_commit or done == len(self.good):
                     prog.commit(self._block(rows), failed, done)
                     advance(len(rows) + len(failed))
                     rows, failed = [], []

@@ -4,7 +4,7 @@ folder, its file list with sizes and modification times, the options, the Pillow
 the same fingerprint continues where the last run stopped; any other fingerprint starts over. On success
 the same file becomes the artifact: sealed and renamed over OUTPUT (so nothing is copied).
 
-Rows are committed a chunk at a time: the rows are written, then the attrs `rows` and `done` (how many
+Rows are committed a few MiB at a time (whole chunks): the rows are written, then the attrs `rows` and `done` (how many
 files of the listing are behind us) say they are there. A run stopped between the two leaves rows that the
 next run cuts off. A file that HDF5 cannot open (a run killed mid-write) is started over.
 """
@@ -28,6 +28,9 @@ SUFFIX = ".partial"
 _FORMAT = 1  # the layout of this file and of the bytes `pack` decodes: bump when either changes
 _CHUNK_BYTES = 512 * 1024
 _MAX_CHUNK_ROWS = 16
+_COMMIT_BYTES = 4 << 20  # rows buffered between commits: one HDF5 write (and two attrs) per few MiB ...
+_COMMIT_ROWS = 64  # ... and at most this many rows, so a stopped run loses little
+_CACHE_BYTES = 32 << 20  # HDF5's chunk cache for the progress file (its default, 1 MiB, made each write cost 3x)
 _FLUSH_SECONDS = 1.0
 _BOOKKEEPING = ("fingerprint", "rows", "done")
 
@@ -39,6 +42,14 @@ def partial_path(output: str) -> str:
 def chunk_rows(row_shape: tuple[int, ...]) -> int:
     """Rows per HDF5 chunk (about 512 KiB, at most 16 rows: a commit point every chunk)."""
     return int(min(_MAX_CHUNK_ROWS, max(1, _CHUNK_BYTES // max(1, int(np.prod(row_shape))))))
+
+
+def commit_rows(row_shape: tuple[int, ...]) -> int:
+    """Rows per commit: whole chunks adding up to about _COMMIT_BYTES (a commit per chunk of 3 photos made the
+    HDF5 writes and attrs the main process's largest cost)."""
+    per_chunk = chunk_rows(row_shape)
+    chunks = min(_COMMIT_BYTES // max(1, per_chunk * int(np.prod(row_shape))), _COMMIT_ROWS // per_chunk)
+    return per_chunk * max(1, chunks)
 
 
 def fingerprint(folder: str, paths: list[str], labels: list[int], classes: list[str], options: dict) -> str:
@@ -111,7 +122,7 @@ def progress_file(file: str, output: str, fp: str, row_shape: tuple[int, ...], r
             mode = "a"
         else:
             console.say(f"[bold]pack[/]: {file} cannot be continued ({stale}): starting over")
-    with hdf5_file(file, output, mode) as handle:
+    with hdf5_file(file, output, mode, rdcc_nbytes=_CACHE_BYTES) as handle:
         if mode == "w":
             rows = chunk_rows(row_shape)
             handle.create_dataset("images", shape=(0, *row_shape), maxshape=(None, *row_shape),
