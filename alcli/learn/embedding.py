@@ -3,7 +3,9 @@ passes and BADGE gradient embeddings, streamed straight into an embeddings artif
 torchvision trunk's features alone (`embed_features`: ImageNet's classes are not the pool's, so no probs).
 
 `precision` bf16/fp16 runs the network under torch.autocast (fp16 on CUDA only; bf16 also on CPU) and, on
-CUDA, in channels_last memory format; outputs are written as float32 either way.
+CUDA, in channels_last memory format; outputs are written as float32 either way. A pretrained trunk runs
+channels_last on the CPU too: oneDNN's convolutions are faster so (ResNet-18, 2 threads: 55 against 43
+images/s), which is also the layout a plain loop gets from `images.permute(0, 3, 1, 2)`.
 """
 
 from __future__ import annotations
@@ -63,10 +65,15 @@ def check_device(opts: EmbedOptions, device: torch.device) -> None:
         raise AlcliError("fp16 needs a CUDA device (use bf16 on the CPU)", "--precision")
 
 
-def prepare(net: nn.Module, opts: EmbedOptions, device: torch.device) -> nn.Module:
-    """Eval mode, and channels_last when autocasting on CUDA (what tensor cores want)."""
+def channels_last(opts: EmbedOptions, device: torch.device, pretrained: bool = False) -> bool:
+    """channels_last when autocasting on CUDA (what tensor cores want), and for a pretrained trunk anywhere."""
+    return pretrained or (device.type == "cuda" and opts.precision != "fp32")
+
+
+def prepare(net: nn.Module, opts: EmbedOptions, device: torch.device, pretrained: bool = False) -> nn.Module:
+    """Eval mode, in the memory format `channels_last` chooses."""
     net.eval()
-    if device.type == "cuda" and opts.precision != "fp32":
+    if channels_last(opts, device, pretrained):
         net = net.to(memory_format=torch.channels_last)
     return net
 
@@ -77,14 +84,14 @@ def autocast(opts: EmbedOptions, device: torch.device) -> contextlib.AbstractCon
 
 
 def inputs(dataset: Dataset, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, opts: EmbedOptions,
-           device: torch.device, label: str) -> Iterator[torch.Tensor]:
+           device: torch.device, label: str, pretrained: bool = False) -> Iterator[torch.Tensor]:
     """The rows' normalised batches on `device`, in order, read ahead from the file."""
     plan = [(rows[start : start + opts.batch_size],) for start in range(0, rows.size, opts.batch_size)]
     data.size_cache(dataset.images, opts.batch_size, random=False)
-    channels_last = device.type == "cuda" and opts.precision != "fp32"
+    last = channels_last(opts, device, pretrained)
     for (raw,) in console.progress(data.stream(dataset.images, plan, opts.workers), len(plan), label):
         x = data.normalise(raw, mean, std).to(device, non_blocking=True)
-        yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        yield x.contiguous(memory_format=torch.channels_last) if last else x
 
 
 def grad_embedding(probs: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
@@ -144,11 +151,11 @@ def embed_features(path: str, trunk: nn.Module, dim: int, dataset: Dataset, rows
     """Stream `trunk`'s features (no probs) of `rows` to `path`; inputs in [0, 1] (the trunk normalises)."""
     check_options(opts)
     check_device(opts, device)
-    trunk = prepare(trunk.to(device), opts, device)
+    trunk = prepare(trunk.to(device), opts, device, pretrained=True)
     chans = data.input_shape(dataset.images)[0]
     zero, one = np.zeros(chans, np.float32), np.ones(chans, np.float32)
     with stream_embeddings(path, rows, dataset.n, {"features": (dim,)}, attrs, parents) as writer:
-        for x in inputs(dataset, rows, zero, one, opts, device, f"embed {attrs.get('arch', '')}"):
+        for x in inputs(dataset, rows, zero, one, opts, device, f"embed {attrs.get('arch', '')}", pretrained=True):
             with autocast(opts, device):
                 feats = trunk(x)
             writer.write(feats.float().cpu().numpy())
