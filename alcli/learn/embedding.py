@@ -65,15 +65,15 @@ def check_device(opts: EmbedOptions, device: torch.device) -> None:
         raise AlcliError("fp16 needs a CUDA device (use bf16 on the CPU)", "--precision")
 
 
-def channels_last(opts: EmbedOptions, device: torch.device, pretrained: bool = False) -> bool:
+def channels_last(opts: EmbedOptions, device: torch.device, backbone: bool = False) -> bool:
     """channels_last when autocasting on CUDA (what tensor cores want), and for a pretrained trunk anywhere."""
-    return pretrained or (device.type == "cuda" and opts.precision != "fp32")
+    return backbone or (device.type == "cuda" and opts.precision != "fp32")
 
 
-def prepare(net: nn.Module, opts: EmbedOptions, device: torch.device, pretrained: bool = False) -> nn.Module:
+def prepare(net: nn.Module, opts: EmbedOptions, device: torch.device, backbone: bool = False) -> nn.Module:
     """Eval mode, in the memory format `channels_last` chooses."""
     net.eval()
-    if channels_last(opts, device, pretrained):
+    if channels_last(opts, device, backbone):
         net = net.to(memory_format=torch.channels_last)
     return net
 
@@ -84,11 +84,11 @@ def autocast(opts: EmbedOptions, device: torch.device) -> contextlib.AbstractCon
 
 
 def inputs(dataset: Dataset, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, opts: EmbedOptions,
-           device: torch.device, label: str, pretrained: bool = False) -> Iterator[torch.Tensor]:
+           device: torch.device, label: str, backbone: bool = False) -> Iterator[torch.Tensor]:
     """The rows' normalised batches on `device`, in order, read ahead from the file."""
     plan = [(rows[start : start + opts.batch_size],) for start in range(0, rows.size, opts.batch_size)]
     data.size_cache(dataset.images, opts.batch_size, random=False)
-    last = channels_last(opts, device, pretrained)
+    last = channels_last(opts, device, backbone)
     for (raw,) in console.progress(data.stream(dataset.images, plan, opts.workers), len(plan), label):
         x = data.normalise(raw, mean, std).to(device, non_blocking=True)
         yield x.contiguous(memory_format=torch.channels_last) if last else x
@@ -151,11 +151,11 @@ def embed_features(path: str, trunk: nn.Module, dim: int, dataset: Dataset, rows
     """Stream `trunk`'s features (no probs) of `rows` to `path`; inputs in [0, 1] (the trunk normalises)."""
     check_options(opts)
     check_device(opts, device)
-    trunk = prepare(trunk.to(device), opts, device, pretrained=True)
+    trunk = prepare(trunk.to(device), opts, device, backbone=True)
     chans = data.input_shape(dataset.images)[0]
     zero, one = np.zeros(chans, np.float32), np.ones(chans, np.float32)
     with stream_embeddings(path, rows, dataset.n, {"features": (dim,)}, attrs, parents) as writer:
-        for x in inputs(dataset, rows, zero, one, opts, device, f"embed {attrs.get('arch', '')}", pretrained=True):
+        for x in inputs(dataset, rows, zero, one, opts, device, f"embed {attrs.get('arch', '')}", backbone=True):
             with autocast(opts, device):
                 feats = trunk(x)
             writer.write(feats.float().cpu().numpy())
