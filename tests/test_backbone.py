@@ -17,7 +17,8 @@ import torch
 import torchvision
 from conftest import assert_one_line_error, run_alcli
 
-from alcli.learn import training
+from alcli.errors import AlcliError
+from alcli.learn import backbones, training
 from alcli.learn.weights import read_safetensors, write_safetensors
 
 SIZE = 64
@@ -67,18 +68,34 @@ def embed(files: Path, pool: str, weights: str, out: str, *extra: str) -> dict:
         return {"features": fh["features"][()], "attrs": dict(fh.attrs)}
 
 
-@pytest.mark.parametrize("weights", ["r18.pth", "r18.safetensors"])
-def test_features_equal_a_plain_torchvision_pass(files: Path, weights: str) -> None:
-    got = embed(files, "colour.h5", weights, f"e-{weights}.h5")
-    assert got["features"].shape == (20, 512)
-    np.testing.assert_allclose(got["features"], reference(files, "colour.h5"), atol=1e-4, rtol=0)
-    assert got["attrs"]["backbone"] == "resnet18"
+@pytest.fixture(scope="module")
+def colour(files: Path) -> dict:
+    """The colour pool embedded once from the .pth file (40×40 images resized to 64×64)."""
+    return embed(files, "colour.h5", "r18.pth", "e-colour.h5")
 
 
-def test_grey_pool_and_bf16(files: Path) -> None:
+def test_features_equal_a_plain_torchvision_pass(files: Path, colour: dict) -> None:
+    assert colour["features"].shape == (20, 512)
+    np.testing.assert_allclose(colour["features"], reference(files, "colour.h5"), atol=1e-4, rtol=0)
+    assert colour["attrs"]["backbone"] == "resnet18"
+
+
+def test_grey_pool_from_safetensors_in_process(files: Path) -> None:
+    """Grey images at --image-size already (no resize), weights from .safetensors, batches read in process."""
+    got = embed(files, "grey.h5", "r18.safetensors", "eg.h5", "--workers", "0")["features"]
+    np.testing.assert_allclose(got, reference(files, "grey.h5"), atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool, weights", [("colour.h5", "r18.safetensors"), ("grey.h5", "r18.pth")])
+def test_features_equal_a_plain_torchvision_pass_every_pairing(files: Path, pool: str, weights: str) -> None:
+    got = embed(files, pool, weights, f"e-{pool}-{weights}.h5")["features"]
+    np.testing.assert_allclose(got, reference(files, pool), atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_bf16_on_the_cpu_stays_close(files: Path) -> None:
     ref = reference(files, "grey.h5")
-    got = embed(files, "grey.h5", "r18.pth", "eg.h5", "--workers", "0")["features"]
-    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
     low = embed(files, "grey.h5", "r18.pth", "eg16.h5", "--precision", "bf16")["features"]
     rel = np.linalg.norm(low - ref, axis=1) / np.linalg.norm(ref, axis=1)
     assert rel.max() < 0.05, rel.max()
@@ -139,9 +156,8 @@ def test_freeze_backbone_trains_the_head_only(files: Path) -> None:
     assert ckpt.hparams["freeze_backbone"] is True
 
 
-def test_entropy_on_backbone_features_says_probs_are_missing(files: Path) -> None:
-    embed(files, "colour.h5", "r18.pth", "plain.h5")
-    proc = run_alcli("select", files / "plain.h5", "--labeled", files / "l0.h5", "--method", "entropy", "--budget",
+def test_entropy_on_backbone_features_says_probs_are_missing(files: Path, colour: dict) -> None:
+    proc = run_alcli("select", files / "e-colour.h5", "--labeled", files / "l0.h5", "--method", "entropy", "--budget",
                      "2", "-o", files / "x.h5")
     assert_one_line_error(proc, "probs")
 
@@ -164,17 +180,33 @@ def _bad_weights(files: Path) -> dict[str, Path]:
             "pickle": bad / "pickle.pth"}
 
 
-@pytest.mark.parametrize("command", ["embed", pytest.param("train", marks=pytest.mark.slow)])
-def test_bad_weights_files_exit_2_naming_the_file(files: Path, command: str) -> None:
-    fragments = {"missing": "no such file", "garbage": "not a torch state dict", "garbage-st": "not a .safetensors",
-                 "other": "missing tensor 'conv1.weight'", "shapes": "'layer1.0.conv1.weight' has shape",
-                 "extra": "unexpected tensor 'extra.weight'", "pickle": "weights_only"}
+FRAGMENTS = {"missing": "no such file", "garbage": "not a torch state dict", "garbage-st": "not a .safetensors",
+             "other": "missing tensor 'conv1.weight'", "shapes": "'layer1.0.conv1.weight' has shape",
+             "extra": "unexpected tensor 'extra.weight'", "pickle": "weights_only"}
+
+
+def test_bad_weights_files_raise_one_line_naming_the_file(files: Path) -> None:
+    """Every kind of bad file, through the function both commands call (in process: one torch import)."""
     for case, path in _bad_weights(files).items():
+        with pytest.raises(AlcliError) as caught:
+            backbones.pretrained("resnet18", str(path), SIZE)
+        text = str(caught.value)
+        assert "\n" not in text and text.startswith(f"{path}: "), text
+        assert FRAGMENTS[case] in text, (case, text)
+
+
+@pytest.mark.parametrize("command, cases", [
+    ("embed", ("shapes",)),
+    pytest.param("embed", tuple(FRAGMENTS), marks=pytest.mark.slow),
+    pytest.param("train", tuple(FRAGMENTS), marks=pytest.mark.slow)])
+def test_bad_weights_files_exit_2_naming_the_file(files: Path, command: str, cases: tuple[str, ...]) -> None:
+    bad = _bad_weights(files)
+    for case in cases:
         out = files / f"never-{command}-{case}.h5"
         args = ("--labeled", files / "l0.h5", "--epochs", "1") if command == "train" else ()
-        proc = run_alcli(command, files / "colour.h5", *args, "--backbone", "resnet18", "--weights", path,
+        proc = run_alcli(command, files / "colour.h5", *args, "--backbone", "resnet18", "--weights", bad[case],
                          "--image-size", str(SIZE), "--device", "cpu", "-o", out)
-        assert_one_line_error(proc, str(path), fragments[case])
+        assert_one_line_error(proc, str(bad[case]), FRAGMENTS[case])
         assert not out.exists()
 
 

@@ -67,16 +67,18 @@ def command(dataset: str, out_arg: str | None, checkpoint_path: str | None, back
 
     from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
-    from alcli.learn import data, embedding, models
 
     if out_arg is not None and output is not None and out_arg != output:
         raise AlcliError(f"two outputs given ({out_arg} and -o {output}): give one", "--output")
     output = output or out_arg or "-"
     check_output(output)
+    _check_source(checkpoint_path, backbone, weights_path, mc_samples, grad_embedding, scheduler)  # before torch
+
+    from alcli.learn import data, embedding, models
+
     opts = embedding.EmbedOptions(batch_size=batch_size, mc_samples=mc_samples, grad_embedding=grad_embedding,
                                   seed=seed, workers=workers, precision=precision)
     embedding.check_options(opts)
-    _check_source(checkpoint_path, backbone, weights_path, opts, scheduler)
     dev = models.resolve_device(device)
     embedding.check_device(opts, dev)
     model = _model(checkpoint_path, backbone, weights_path, image_size, device)
@@ -112,8 +114,8 @@ def command(dataset: str, out_arg: str | None, checkpoint_path: str | None, back
                 f" · {secs:.1f} s ({rows.size / max(secs, 1e-9):.0f} images/s) → {output}")
 
 
-def _check_source(checkpoint_path: str | None, backbone: str | None, weights_path: str | None, opts: Any,
-                  scheduler: str | None) -> None:
+def _check_source(checkpoint_path: str | None, backbone: str | None, weights_path: str | None, mc_samples: int,
+                  grad_embedding: bool, scheduler: str | None) -> None:
     from alcli.errors import AlcliError
 
     if (checkpoint_path is None) == (backbone is None):
@@ -124,7 +126,7 @@ def _check_source(checkpoint_path: str | None, backbone: str | None, weights_pat
         return
     if weights_path is None:
         raise AlcliError("needs --weights FILE, a local state dict (nothing is downloaded; see --help)", "--backbone")
-    for flag, on in (("--mc-samples", opts.mc_samples), ("--grad-embedding", opts.grad_embedding),
+    for flag, on in (("--mc-samples", mc_samples), ("--grad-embedding", grad_embedding),
                      ("--scheduler", scheduler)):
         if on:
             raise AlcliError("needs a checkpoint with a trained head (--checkpoint), not a bare --backbone", flag)

@@ -86,19 +86,21 @@ def command(dataset: str, labeled_path: str, arch: str, backbone: str | None, we
     from alcli.artifacts.checkpoint import write_checkpoint
     from alcli.artifacts.output import check_output
     from alcli.errors import AlcliError
-    from alcli.learn import data, training
 
     if as_json and output == "-":
         raise AlcliError("--json prints to stdout, so the checkpoint needs -o FILE", "--json")
     check_output(output)
     if threads < 0:
         raise AlcliError(f"must be 0 (torch's default) or more, got {threads}", "--threads")
+    if (weights_path is not None or freeze_backbone) and backbone is None:
+        raise AlcliError("goes with --backbone NAME", "--weights" if weights_path is not None else "--freeze-backbone")
+
+    from alcli.learn import data, training  # torch: after the checks that need none
+
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    if (weights_path is not None or freeze_backbone) and backbone is None:
-        raise AlcliError("goes with --backbone NAME", "--weights" if weights_path is not None else "--freeze-backbone")
     if backbone is not None:
         from alcli.learn import backbones
 
