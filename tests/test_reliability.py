@@ -22,7 +22,8 @@ from conftest import alcli_exe, assert_one_line_error, foreground, run_alcli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alcli.artifacts import Embeddings, read_labeled, write_embeddings
+from alcli.artifacts import Embeddings, io, read_labeled, write_embeddings
+from alcli.artifacts.output import content_sha256
 
 INTERRUPTED = "alcli: error: interrupted\n"
 ENDINGS = {signal.SIGINT: (130, INTERRUPTED), signal.SIGTERM: (143, "alcli: error: terminated\n")}
@@ -414,3 +415,17 @@ def test_the_seal_catches_damage_and_survives_pipes(work: Path, tmp_path: Path) 
     unsealed = data[:0] + b"\0" * 512 + data[512:]  # no seal at all: HDF5 reads it as any other file
     (tmp_path / "plain.h5").write_bytes(bytes(unsealed))
     assert run_alcli("info", tmp_path / "plain.h5").returncode == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.sampled_from([0, 1, 511, 512, 513, 4096, (1 << 20) - 1, 1 << 20, (1 << 20) + 511, (1 << 20) + 513]),
+       seed=st.integers(0, 2**16))
+def test_one_read_gives_the_file_and_content_digests(tmp_path_factory: pytest.TempPathFactory, size: int,
+                                                     seed: int) -> None:
+    """Opening an input reads it once for both digests (the file's, and the sealed content's after the user
+    block): they equal hashing the bytes directly, at every size around the block and the read size."""
+    data = np.random.default_rng(seed).bytes(size)
+    path = tmp_path_factory.mktemp("digest") / "f.bin"
+    path.write_bytes(data)
+    assert io._digests(str(path)) == (hashlib.sha256(data).hexdigest(), hashlib.sha256(data[512:]).hexdigest())
+    assert io._digests(str(path))[1] == content_sha256(str(path))

@@ -25,7 +25,6 @@ from alcli.artifacts.output import (
     SEAL_MAGIC,
     SEAL_SIZE,
     STDIO,
-    content_sha256,
     remove_temp,
     temp_files,
 )
@@ -40,14 +39,22 @@ def display_name(path: str) -> str:
 
 
 def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
+    return _digests(path)[0]
+
+
+def _digests(path: str) -> tuple[str, str]:
+    """(sha256 of the whole file, sha256 of its bytes after the seal's user block), in one read of it."""
+    whole, content = hashlib.sha256(), hashlib.sha256()
     try:
         with open(path, "rb") as fh:
+            head = fh.read(SEAL_SIZE)
+            whole.update(head)
             for block in iter(lambda: fh.read(_CHUNK), b""):
-                digest.update(block)
+                whole.update(block)
+                content.update(block)
     except OSError as exc:
         raise AlcliError(f"cannot read ({exc.strerror or exc})", path) from None
-    return digest.hexdigest()
+    return whole.hexdigest(), content.hexdigest()
 
 
 class Input:
@@ -67,9 +74,10 @@ class Input:
         return cls(None, name, sha256)  # type: ignore[arg-type]
 
 
-def _spool_stdin() -> tuple[str, str]:
-    """Copy stdin to a temporary file; return (path, sha256). Empty stdin is an error."""
-    digest = hashlib.sha256()
+def _spool_stdin() -> tuple[str, str, str]:
+    """Copy stdin to a temporary file; return (path, sha256, sha256 after the seal's user block). Empty stdin
+    is an error."""
+    digest, content = hashlib.sha256(), hashlib.sha256()
     fd, tmp = tempfile.mkstemp(prefix="alcli-stdin-", suffix=".h5")
     temp_files.add(tmp)
     size = 0
@@ -78,6 +86,7 @@ def _spool_stdin() -> tuple[str, str]:
             stream = sys.stdin.buffer
             for block in iter(lambda: stream.read(_CHUNK), b""):
                 digest.update(block)
+                content.update(block[max(0, SEAL_SIZE - size) :])
                 out.write(block)
                 size += len(block)
     except BaseException as exc:
@@ -89,7 +98,7 @@ def _spool_stdin() -> tuple[str, str]:
     if size == 0:
         remove_temp(tmp)
         raise AlcliError("empty input: nothing arrived on stdin", "<stdin>")
-    return tmp, digest.hexdigest()
+    return tmp, digest.hexdigest(), content.hexdigest()
 
 
 def _check_readable(path: str) -> None:
@@ -122,9 +131,10 @@ def _seal_flaws(block: bytes) -> int:
     return flaws + sum(c != 0 for c in block[end + 1 : SEAL_SIZE])
 
 
-def _check_seal(path: str, name: str) -> None:
-    """An alcli artifact carries the sha256 of its content in its user block (alcli.artifacts.output.seal):
-    a mismatch means the file was damaged after alcli wrote it, and HDF5 never sees it."""
+def _check_seal(path: str, name: str, content: str) -> None:
+    """An alcli artifact carries the sha256 of its content (`content`: the file's bytes after SEAL_SIZE) in its
+    user block (alcli.artifacts.output.seal): a mismatch means the file was damaged after alcli wrote it, and
+    HDF5 never sees it."""
     with open(path, "rb") as fh:
         block = fh.read(SEAL_SIZE + len(_HDF5_SIGNATURE))
     if not block.startswith(SEAL_MAGIC):
@@ -133,7 +143,7 @@ def _check_seal(path: str, name: str) -> None:
         return  # written by another tool (or an alcli before 0.2): no seal to check
     block = block[:SEAL_SIZE]
     stored = block[len(SEAL_MAGIC) : len(SEAL_MAGIC) + 64].decode("ascii", "replace")
-    if len(block) < SEAL_SIZE or content_sha256(path) != stored:
+    if len(block) < SEAL_SIZE or content != stored:
         raise AlcliError("damaged: its content no longer matches the sha256 alcli sealed it with "
                          "(truncated or altered after it was written)", name)
 
@@ -146,7 +156,7 @@ def local_input(path: str) -> Iterator[tuple[str, str, str]]:
     name = display_name(path)
     spooled = None
     if path == STDIO:
-        spooled, sha = _spool_stdin()
+        spooled, sha, content = _spool_stdin()
         real = spooled
         with open(real, "rb") as fh:
             head = fh.read(8)
@@ -156,9 +166,9 @@ def local_input(path: str) -> Iterator[tuple[str, str, str]]:
     else:
         _check_readable(path)
         real = path
-        sha = sha256_file(path)
+        sha, content = _digests(path)
     try:
-        _check_seal(real, name)
+        _check_seal(real, name, content)
         yield real, name, sha
     finally:
         if spooled is not None:
