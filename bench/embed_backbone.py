@@ -84,10 +84,10 @@ def _run(cmd: list[str], env: dict[str, str], sample: bool = False) -> tuple[flo
     return time.perf_counter() - t0, peak / 2**20, out, err
 
 
-def bench_embed(pool_path: str, threads: int, batch_size: int = 64, repeats: int = 2) -> dict:
+def bench_embed(pool_path: str, threads: int, batch_size: int = 64, repeats: int = 3) -> dict:
     """Time `alcli embed POOL --backbone resnet18 --weights W` and the plain torchvision loop on `pool_path`:
-    `repeats` timed pairs (plain, alcli, plain, alcli: the box drifts), the best of each; then one sampled run
-    of each for memory."""
+    `repeats` timed pairs (plain, alcli, plain, alcli: the box drifts), the best of each and the median of the
+    pairs' ratios; then one sampled run of each for memory."""
     import torch
     import torchvision
 
@@ -112,6 +112,7 @@ def bench_embed(pool_path: str, threads: int, batch_size: int = 64, repeats: int
             runs["alcli"].append((secs_a, float(found.group(1)) if found else float("nan")))
         _, rss_a, _, _ = _run(cmd, env, sample=True)
         _, rss_p, _, _ = _run(plain, env, sample=True)
+    pairs = sorted(p[0] / a[0] for p, a in zip(runs["plain"], runs["alcli"], strict=True))
     secs_a, loop_rate = min(runs["alcli"])
     secs_p = min(s for s, _ in runs["plain"])
     plain_loop_rate = max(r for _, r in runs["plain"])
@@ -122,12 +123,13 @@ def bench_embed(pool_path: str, threads: int, batch_size: int = 64, repeats: int
         "plain_images_per_s_wall": round(n / secs_p, 2), "alcli_loop_images_per_s": loop_rate,
         "ratio_loops": round(loop_rate / plain_loop_rate, 3),
         "ratio_alcli_to_plain": round(alcli_rate / plain_loop_rate, 3),
-        "ratio_wall": round(secs_p / secs_a, 3),
+        "ratio_wall": round(secs_p / secs_a, 3), "ratio_wall_median_pair": round(pairs[len(pairs) // 2], 3),
         "alcli_peak_rss_mib": round(rss_a, 1), "plain_peak_rss_mib": round(rss_p, 1),
         "note": "best of `repeats` unsampled runs each. alcli_images_per_s: wall time of the whole command"
                 " (start-up, weight checks, writing); alcli_loop_images_per_s: what its summary reports (the embed"
                 " loop); plain_images_per_s: the plain loop only, plain_images_per_s_wall: its whole process;"
-                " ratio_wall: whole process against whole process. Memory: peak PSS (else RSS) of each tree, in"
+                " ratio_wall: whole process against whole process (best against best; ratio_wall_median_pair:"
+                " the median over the pairs, each run beside its partner). Memory: peak PSS (else RSS) of each tree, in"
                 " a sampled run of its own",
     }  # fmt: skip
 
@@ -148,13 +150,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="images in the synthetic pool")
     parser.add_argument("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3, help="timed pairs (plain, alcli)")
     parser.add_argument("--pool", help="an existing pool instead of a synthetic one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pool-") as tmp:
         pool = args.pool or os.path.join(tmp, "pool.h5")
         if not args.pool:
             write_pool(pool, args.n)
-        print(json.dumps(bench_embed(pool, args.threads, args.batch_size)))
+        print(json.dumps(bench_embed(pool, args.threads, args.batch_size, args.repeats)))
 
 
 if __name__ == "__main__":

@@ -202,8 +202,9 @@ def normalise(
     """uint8 N×C×H×W → normalised float32, then (with `augment`) random shifts and colour flips."""
     import torch
 
-    x = x.float().div_(255.0)
-    x = (x - torch.from_numpy(mean).view(1, -1, 1, 1)) / torch.from_numpy(std).view(1, -1, 1, 1)
+    x = x.float().div_(255.0)  # keeps x's memory format (channels_last stays channels_last)
+    if np.any(mean != 0) or np.any(std != 1):  # (x - 0) / 1 is x: a backbone's trunk normalises by itself
+        x = (x - torch.from_numpy(mean).view(1, -1, 1, 1)) / torch.from_numpy(std).view(1, -1, 1, 1)
     if augment:
         x = _augment(x, generator)
     return x

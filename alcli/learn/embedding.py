@@ -90,8 +90,9 @@ def inputs(dataset: Dataset, rows: np.ndarray, mean: np.ndarray, std: np.ndarray
     data.size_cache(dataset.images, opts.batch_size, random=False)
     last = channels_last(opts, device, backbone)
     for (raw,) in console.progress(data.stream(dataset.images, plan, opts.workers), len(plan), label):
-        x = data.normalise(raw, mean, std).to(device, non_blocking=True)
-        yield x.contiguous(memory_format=torch.channels_last) if last else x
+        if last:  # reorder the uint8 bytes, not the 4× larger floats made from them
+            raw = raw.contiguous(memory_format=torch.channels_last)
+        yield data.normalise(raw, mean, std).to(device, non_blocking=True)
 
 
 def grad_embedding(probs: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
