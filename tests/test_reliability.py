@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alcli.artifacts import Embeddings, io, read_labeled, write_embeddings
-from alcli.artifacts.output import content_sha256
+from alcli.artifacts.output import SEAL_MAGIC, content_sha256
 
 INTERRUPTED = "alcli: error: interrupted\n"
 ENDINGS = {signal.SIGINT: (130, INTERRUPTED), signal.SIGTERM: (143, "alcli: error: terminated\n")}
@@ -426,6 +426,9 @@ def test_one_read_gives_the_file_and_content_digests(tmp_path_factory: pytest.Te
     block): they equal hashing the bytes directly, at every size around the block and the read size."""
     data = np.random.default_rng(seed).bytes(size)
     path = tmp_path_factory.mktemp("digest") / "f.bin"
+    path.write_bytes(data)
+    assert io._digests(str(path)) == (hashlib.sha256(data).hexdigest(), "")  # no seal: nothing to compare
+    data = (SEAL_MAGIC + data)[: max(size, len(SEAL_MAGIC))]
     path.write_bytes(data)
     assert io._digests(str(path)) == (hashlib.sha256(data).hexdigest(), hashlib.sha256(data[512:]).hexdigest())
     assert io._digests(str(path))[1] == content_sha256(str(path))

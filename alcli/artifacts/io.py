@@ -43,18 +43,21 @@ def sha256_file(path: str) -> str:
 
 
 def _digests(path: str) -> tuple[str, str]:
-    """(sha256 of the whole file, sha256 of its bytes after the seal's user block), in one read of it."""
+    """(sha256 of the whole file, sha256 of its bytes after the seal's user block, or "" when the file does
+    not start with a seal: nothing to check it against), in one read of the file."""
     whole, content = hashlib.sha256(), hashlib.sha256()
     try:
         with open(path, "rb") as fh:
             head = fh.read(SEAL_SIZE)
             whole.update(head)
+            sealed = head.startswith(SEAL_MAGIC)
             for block in iter(lambda: fh.read(_CHUNK), b""):
                 whole.update(block)
-                content.update(block)
+                if sealed:
+                    content.update(block)
     except OSError as exc:
         raise AlcliError(f"cannot read ({exc.strerror or exc})", path) from None
-    return whole.hexdigest(), content.hexdigest()
+    return whole.hexdigest(), content.hexdigest() if sealed else ""
 
 
 class Input:
