@@ -108,8 +108,9 @@ def bench_embed(pool_path: str, threads: int, batch_size: int = 64, repeats: int
             secs_p, _, stdout, _ = _run(plain, env)
             runs["plain"].append((secs_p, float(stdout.strip().splitlines()[-1])))
             secs_a, _, _, err = _run(cmd, env)
-            found = re.search(r"\((\d+) images/s\)", " ".join(err.split()))
-            runs["alcli"].append((secs_a, float(found.group(1)) if found else float("nan")))
+            # the summary's "· 23.6 s (25 images/s)": the loop's seconds, not its rounded rate
+            found = re.search(r"· ([\d.]+) s \(\d+ images/s\)", " ".join(err.split()))
+            runs["alcli"].append((secs_a, n / float(found.group(1)) if found else float("nan")))
         _, rss_a, _, _ = _run(cmd, env, sample=True)
         _, rss_p, _, _ = _run(plain, env, sample=True)
     pairs = sorted(p[0] / a[0] for p, a in zip(runs["plain"], runs["alcli"], strict=True))
@@ -120,7 +121,7 @@ def bench_embed(pool_path: str, threads: int, batch_size: int = 64, repeats: int
     return {
         "n": n, "image_size": side, "threads": threads, "batch_size": batch_size, "repeats": repeats,
         "alcli_images_per_s": round(alcli_rate, 2), "plain_images_per_s": round(plain_loop_rate, 2),
-        "plain_images_per_s_wall": round(n / secs_p, 2), "alcli_loop_images_per_s": loop_rate,
+        "plain_images_per_s_wall": round(n / secs_p, 2), "alcli_loop_images_per_s": round(loop_rate, 2),
         "ratio_loops": round(loop_rate / plain_loop_rate, 3),
         "ratio_alcli_to_plain": round(alcli_rate / plain_loop_rate, 3),
         "ratio_wall": round(secs_p / secs_a, 3), "ratio_wall_median_pair": round(pairs[len(pairs) // 2], 3),
