@@ -98,10 +98,12 @@ def check_arch(arch: str, source: str = "--arch") -> None:
 
 
 def build(arch: str, input_shape: tuple[int, int, int], num_classes: int, seed: int | None = None, *,
-          image_size: int = backbones.DEFAULT_IMAGE_SIZE, trunk: tuple[nn.Module, int] | None = None) -> Net:
+          image_size: int = backbones.DEFAULT_IMAGE_SIZE, trunk: tuple[nn.Module, int] | None = None,
+          init: bool = True) -> Net:
     """A freshly He-initialised model (`seed` fixes the initial weights). For a `torchvision.<name>` arch,
     `trunk` is the pretrained trunk (alcli.learn.backbones.pretrained) and only the head is initialised;
-    without it the torchvision trunk is built with weights=None (to load a checkpoint into)."""
+    without it the torchvision trunk is built with weights=None (to load a checkpoint into). `init=False`
+    leaves the layers' own initialisation (for shapes only, or weights about to be loaded)."""
     check_arch(arch)
     channels, height, width = input_shape
     if channels not in (1, 3) or min(height, width) < 4 or num_classes < 2:
@@ -112,13 +114,15 @@ def build(arch: str, input_shape: tuple[int, int, int], num_classes: int, seed: 
         if seed is not None:
             torch.manual_seed(seed)
         net = Net(body, dim, num_classes)
-        net.head.apply(_he_init)
+        if init:
+            net.head.apply(_he_init)
         return net
     if seed is not None:
         torch.manual_seed(seed)
     body, dim = _BUILDERS[arch](channels, height, width)
     net = Net(body, dim, num_classes)
-    net.apply(_he_init)
+    if init:
+        net.apply(_he_init)
     return net
 
 
@@ -136,9 +140,12 @@ def _he_init(module: nn.Module) -> None:
 
 
 def expected_tensors(arch: str, input_shape: tuple[int, int, int], num_classes: int) -> dict[str, tuple[Any, str]]:
-    """{name: (shape, dtype)} of every state-dict tensor (BN buffers included), built without memory."""
+    """{name: (shape, dtype)} of every state-dict tensor (BN buffers included), built without memory.
+
+    Not He-initialised: on the meta device `normal_` goes through torch._refs, whose first call imports
+    torch._dynamo (1.6-1.9 s of every embed, evaluate and select that reads a checkpoint, measured)."""
     with torch.device("meta"):
-        net = build(arch, input_shape, num_classes)
+        net = build(arch, input_shape, num_classes, init=False)
     return {k: (tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in net.state_dict().items()}
 
 

@@ -93,7 +93,7 @@ def train(
 def load_model(path: str, device: str = "auto") -> tuple[models.Net, Checkpoint]:
     """A checkpoint's model, in eval mode on `device`. Reads arrays only (no torch.load, no pickle)."""
     ckpt = read_checkpoint(path, models.expected_tensors)
-    net = models.build(ckpt.arch, ckpt.input_shape, ckpt.num_classes, image_size=_image_size(ckpt))
+    net = models.build(ckpt.arch, ckpt.input_shape, ckpt.num_classes, image_size=_image_size(ckpt), init=False)
     models.load_state(net, ckpt.state)
     net.eval()
     return net.to(models.resolve_device(device)), ckpt
