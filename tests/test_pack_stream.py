@@ -19,6 +19,7 @@ from conftest import alcli_exe, assert_one_line_error, foreground, run_alcli, sh
 from PIL import Image, ImageOps
 
 from alcli.artifacts import read_dataset
+from alcli.images import decode
 
 
 def _save(path: Path, pixels: np.ndarray, **kw: object) -> Path:
@@ -108,6 +109,29 @@ def test_exif_orientation_is_honoured(tmp_path: Path) -> None:
     assert row[:4, -4:].mean() > 200 and row[-4:, :4].mean() < 50
     run_alcli("pack", tmp_path / "r", "--size", "8x4", "-o", tmp_path / "s.h5", check=True)
     assert read_dataset(str(tmp_path / "s.h5")).images[0][:2, -1].mean() > 200
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png"])
+def test_every_orientation_and_mode_equals_pillows_own_transpose(tmp_path: Path, fmt: str) -> None:
+    """decode() skips exif_transpose for upright images and convert for images already in the mode: the
+    bytes equal Pillow's exif_transpose + convert for each orientation 1-8 (and none), colour and grey."""
+    rng = np.random.default_rng(0)
+    for colour in (True, False):
+        for orientation in (None, *range(1, 9)):
+            stored = rng.integers(0, 256, (6, 9, 3) if colour else (6, 9), dtype=np.uint8)
+            path = tmp_path / f"o{orientation}-{colour}.{fmt}"
+            exif = Image.Exif()
+            if orientation is not None:
+                exif[0x0112] = orientation
+            Image.fromarray(stored).save(path, exif=exif)
+            for mode in ("RGB", "L"):
+                for size in (None, (4, 5)):
+                    got = decode.decode(str(path), mode, size, "stretch")
+                    with Image.open(path) as img:
+                        want = ImageOps.exif_transpose(img).convert(mode)
+                        if size is not None:
+                            want = want.resize(size[::-1], Image.Resampling.BILINEAR)
+                    assert got == ("ok", want.height, want.width, want.tobytes()), (orientation, colour, mode, size)
 
 
 def test_fit_crop_and_pad(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ FITS = ("stretch", "crop", "pad")
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 _PALETTE_MODES = ("P", "PA")
 _SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
+_TURNS = (2, 3, 4, 5, 6, 7, 8)  # EXIF orientations that ImageOps.exif_transpose acts on
 _ORIENTATION = 0x0112
 
 Probe = tuple  # ("ok", height, width, colour) or ("bad", reason)
@@ -63,8 +64,10 @@ def decode(path: str, mode: str, size: tuple[int, int] | None, fit: str) -> Deco
                     target = size[::-1] if _orientation(img) in _SWAPS_AXES else size
                     img.draft(None, _draft_request(img.size, target, fit))
                 img.load()
-                upright = ImageOps.exif_transpose(img)
-                out = upright.convert(mode)
+                # exif_transpose copies even an upright image (0.4 of decode's 1.3-1.7 ms a 256x256 photo):
+                # called only when the orientation turns or flips; convert only when the mode differs
+                upright = ImageOps.exif_transpose(img) if _loaded_orientation(img) in _TURNS else img
+                out = upright if upright.mode == mode else upright.convert(mode)
                 if size is not None:
                     out = _resize(out, size, fit)
                 return ("ok", out.height, out.width, out.tobytes())
@@ -102,6 +105,15 @@ def _orientation(img: object) -> int:
         exif = Image.Image.getexif(img) if getattr(img, "format", None) == "PNG" else img.getexif()  # type: ignore[attr-defined]
         return int(exif.get(_ORIENTATION, 1) or 1)
     except Exception:  # a damaged EXIF block: the image is still an image, upright as stored
+        return 1
+
+
+def _loaded_orientation(img: object) -> int:
+    """The EXIF orientation of a loaded image, where ImageOps.exif_transpose reads it; a damaged EXIF block
+    reads as upright (as in the header pass)."""
+    try:
+        return int(img.getexif().get(_ORIENTATION, 1) or 1)  # type: ignore[attr-defined]
+    except Exception:
         return 1
 
 
