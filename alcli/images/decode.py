@@ -23,14 +23,32 @@ _ORIENTATION = 0x0112
 
 Probe = tuple  # ("ok", height, width, colour) or ("bad", reason)
 Decoded = tuple  # ("ok", height, width, raw bytes) or ("bad", reason)
+Placed = tuple  # ("ok", height, width, bytes placed in the shared buffer: 0 when not a row's size) or ("bad", reason)
 
 
 def probe_many(folder: str, rels: list[str]) -> list[Probe]:
     return [probe(os.path.join(folder, rel)) for rel in rels]
 
 
-def decode_many(folder: str, rels: list[str], mode: str, size: tuple[int, int] | None, fit: str) -> list[Decoded]:
-    return [decode(os.path.join(folder, rel), mode, size, fit) for rel in rels]
+def decode_into(folder: str, rels: list[str], mode: str, size: tuple[int, int] | None, fit: str, offset: int,
+                row_bytes: int) -> list[Placed]:
+    """Decode `rels` into this process's shared buffer (alcli.images.workers.shared), the i-th readable one at
+    `offset + i * row_bytes`; an image whose bytes are not `row_bytes` (another size, without --size) is
+    reported with its size and not placed."""
+    from alcli.images.workers import shared
+
+    buffer, out = shared(), []
+    for rel in rels:
+        result = decode(os.path.join(folder, rel), mode, size, fit)
+        if result[0] == "ok":
+            data = result[3]
+            placed = len(data) if len(data) == row_bytes else 0
+            if placed:
+                buffer[offset:offset + placed] = data
+                offset += placed
+            result = ("ok", result[1], result[2], placed)
+        out.append(result)
+    return out
 
 
 def probe(path: str) -> Probe:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import h5py
 import numpy as np
@@ -22,7 +23,7 @@ from alcli.errors import AlcliError
 from alcli.images import decode
 from alcli.images.folder import list_images
 from alcli.images.partial import Progress, commit_rows, fingerprint, partial_path, progress_file
-from alcli.images.workers import default_workers, ordered, worker_pool
+from alcli.images.workers import Pool, default_workers, ordered, share_local, worker_pool
 from alcli.signals import at_safe_points
 
 _PROBE_TASK = 64  # files per header-pass task
@@ -95,13 +96,15 @@ class _Job:
     bad: dict[int, str]  # listing index -> reason, from the header pass
     check: Callable[[], None]  # raises KeyboardInterrupt after a Ctrl-C (alcli.signals.at_safe_points)
 
-    def run(self, prog: Progress, pool: object, window: int) -> Packed:
+    def run(self, prog: Progress, pool: Pool | None, window: int) -> Packed:
         resumed = prog.done
         if resumed:
             console.say(f"[bold]pack[/]: resuming: {resumed} of {len(self.good)} images already done")
         todo = self.good[resumed:]
         per_commit = commit_rows(self.row_shape)
-        rows: list[bytes] = []
+        block = np.empty((per_commit, *self.row_shape), np.uint8)
+        flat = block.reshape(per_commit, -1)
+        count = 0  # rows in `block`
         failed: list[tuple[int, str]] = []  # (position in `good`, reason)
         with console.counter(len(self.good), "pack", "images", done=resumed) as advance:
             for k, result in enumerate(self._decoded(todo, pool, window), start=resumed):
@@ -111,11 +114,12 @@ class _Job:
                 elif self.size is None and result[1:3] != self.row_shape[:2]:
                     raise self._size_error(self.good[k], result[1], result[2])
                 else:
-                    rows.append(result[3])
-                if len(rows) == per_commit or done == len(self.good):
-                    prog.commit(self._block(rows), failed, done)
-                    advance(len(rows) + len(failed))
-                    rows, failed = [], []
+                    flat[count] = result[3]  # out of the shared buffer before its slot is used again
+                    count += 1
+                if count == per_commit or done == len(self.good):
+                    prog.commit(block[:count], failed, done)
+                    advance(count + len(failed))
+                    count, failed = 0, []
                     self.check()
         late = {self.good[k]: why for k, why in prog.failed}  # unreadable only when decoded (truncated)
         bad = sorted({**self.bad, **late}.items())
@@ -126,15 +130,28 @@ class _Job:
         skipped = [(self.paths[i], why) for i, why in bad]
         return Packed(len(kept), (len(kept), *self.row_shape), self.classes, skipped, resumed)
 
-    def _decoded(self, todo: list[int], pool: object, window: int) -> Iterator[decode.Decoded]:
+    def _decoded(self, todo: list[int], pool: Pool | None, window: int) -> Iterator[tuple[Any, ...]]:
+        """Each file of `todo` decoded: ("ok", height, width, its row as a view into a shared buffer, valid
+        until the next item) or ("bad", reason). Task j goes to worker j mod W, into slot (j div W) mod depth
+        of that worker's buffer: the slot's previous task was read out before task j is sent (ordered)."""
+        row_bytes = int(np.prod(self.row_shape))
+        slot = _DECODE_TASK * row_bytes
+        width, depth = (len(pool.conns), window) if pool is not None else (1, 1)
+        buffers = pool.share(depth * slot) if pool is not None else [share_local(slot)]
+        views = [np.frombuffer(buffer, np.uint8) for buffer in buffers]
         spec = (self.mode, self.size, self.fit)
-        tasks = ((self.folder, [self.paths[i] for i in todo[k:k + _DECODE_TASK]], *spec)
-                 for k in range(0, len(todo), _DECODE_TASK))
-        for found in ordered(pool, decode.decode_many, tasks, window, lambda t: _names(t[1]), self.check):
-            yield from found
-
-    def _block(self, rows: list[bytes]) -> np.ndarray:
-        return np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), *self.row_shape)
+        tasks = ((self.folder, [self.paths[i] for i in todo[k:k + _DECODE_TASK]], *spec,
+                  (j // width) % depth * slot, row_bytes)
+                 for j, k in enumerate(range(0, len(todo), _DECODE_TASK)))
+        for j, found in enumerate(ordered(pool, decode.decode_into, tasks, window, lambda t: _names(t[1]),
+                                          self.check)):
+            view, offset = views[j % width], (j // width) % depth * slot
+            for result in found:
+                if result[0] == "ok" and result[3]:
+                    yield ("ok", result[1], result[2], view[offset:offset + row_bytes])
+                    offset += row_bytes
+                else:
+                    yield result
 
     def _size_error(self, index: int, height: int, width: int) -> AlcliError:
         return AlcliError(f"is {height}x{width}, the first image {self.row_shape[0]}x{self.row_shape[1]}: "

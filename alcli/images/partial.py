@@ -87,7 +87,7 @@ class Progress:
         files are behind us."""
         if len(rows):
             self.images.resize(self.rows + len(rows), axis=0)
-            self.images[self.rows:] = rows
+            self._write(rows)
         if failed:
             for name, values in (("failed_index", [i for i, _ in failed]), ("failed_reason", [r for _, r in failed])):
                 node = self.handle[name]
@@ -102,6 +102,20 @@ class Progress:
             self.handle.flush()
             self._flushed = time.monotonic()
         signals.announce(f"packed {self.rows}")
+
+    def _write(self, rows: np.ndarray) -> None:
+        """`rows` at self.rows: whole chunks straight to the file (H5Dwrite_chunk: no pass through HDF5's chunk
+        cache, a third of the parent's time in h5py's writes), a last part chunk through h5py."""
+        per = self.images.chunks[0]
+        start, whole = self.rows, 0
+        if start % per == 0:
+            whole = len(rows) // per * per
+            if not rows.flags.c_contiguous:
+                rows = np.ascontiguousarray(rows)
+            for k in range(0, whole, per):
+                self.images.id.write_direct_chunk((start + k, *(0,) * (rows.ndim - 1)), rows[k:k + per])
+        if whole < len(rows):
+            self.images[start + whole:start + len(rows)] = rows[whole:]
 
     def strip(self) -> None:
         """Remove the bookkeeping: what is left is the artifact's images."""
