@@ -37,7 +37,6 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_SOCKET_BYTES = 4 << 20
 _SHARE = "share"  # the message that a buffer's descriptor follows
 _shared: mmap.mmap | None = None  # this process's shared buffer (a worker's, or the parent's for in-process work)
 
@@ -88,7 +87,6 @@ class Pool:
         self.buffers: list[mmap.mmap] = []
         for _ in range(workers):
             mine, theirs = context.Pipe()
-            _widen(mine, theirs)
             proc = context.Process(target=serve, args=(theirs,), daemon=True, name="alcli-decoder")
             self.procs.append(proc)
             self.conns.append(mine)
@@ -210,18 +208,3 @@ def ordered(pool: Pool | None, fn: Callable[..., Any], tasks: Iterable[tuple[Any
             yield result(*pending.popleft())
     while pending:
         yield result(*pending.popleft())
-
-
-def _widen(*conns: Any) -> None:
-    """Socket buffers of a few MiB (the kernel caps them at net.core.{w,r}mem_max): a task's rows (~1 MB of
-    pixels) then cross in a few system calls instead of dozens of 200 KiB round trips between the processes."""
-    import socket
-
-    for conn in conns:
-        with contextlib.suppress(OSError, ValueError):
-            sock = socket.socket(fileno=os.dup(conn.fileno()))
-            try:
-                for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-                    sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BYTES)
-            finally:
-                sock.close()
