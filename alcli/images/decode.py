@@ -11,6 +11,7 @@ name every unreadable file in one line (or skip them) instead of stopping at the
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import warnings
 
@@ -30,14 +31,29 @@ def probe_many(folder: str, rels: list[str]) -> list[Probe]:
     return [probe(os.path.join(folder, rel)) for rel in rels]
 
 
+_buffer: mmap.mmap | None = None  # where decode_into puts rows in this process
+
+
+def use_buffer(buffer: mmap.mmap) -> mmap.mmap:
+    """Rows of decode_into go to `buffer` (in a decoder worker: the one it shares with the parent)."""
+    global _buffer
+    _buffer = buffer
+    return buffer
+
+
+def local_buffer(nbytes: int) -> mmap.mmap:
+    """A new buffer of `nbytes` for decoding in-process (one worker), used from now on."""
+    return use_buffer(mmap.mmap(-1, max(1, nbytes)))
+
+
 def decode_into(folder: str, rels: list[str], mode: str, size: tuple[int, int] | None, fit: str, offset: int,
                 row_bytes: int) -> list[Placed]:
-    """Decode `rels` into this process's shared buffer (alcli.images.workers.shared), the i-th readable one at
+    """Decode `rels` into this process's row buffer (use_buffer), the i-th readable one at
     `offset + i * row_bytes`; an image whose bytes are not `row_bytes` (another size, without --size) is
     reported with its size and not placed."""
-    from alcli.images.workers import shared
-
-    buffer, out = shared(), []
+    if _buffer is None:
+        raise RuntimeError("no row buffer: use_buffer or local_buffer first")
+    buffer, out = _buffer, []
     for rel in rels:
         result = decode(os.path.join(folder, rel), mode, size, fit)
         if result[0] == "ok":

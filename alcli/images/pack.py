@@ -23,7 +23,7 @@ from alcli.errors import AlcliError
 from alcli.images import decode
 from alcli.images.folder import list_images
 from alcli.images.partial import Progress, commit_rows, fingerprint, partial_path, progress_file
-from alcli.images.workers import Pool, default_workers, ordered, share_local, worker_pool
+from alcli.images.workers import Pool, default_workers, ordered, worker_pool
 from alcli.signals import at_safe_points
 
 _PROBE_TASK = 64  # files per header-pass task
@@ -137,7 +137,7 @@ class _Job:
         row_bytes = int(np.prod(self.row_shape))
         slot = _DECODE_TASK * row_bytes
         width, depth = (len(pool.conns), window) if pool is not None else (1, 1)
-        buffers = pool.share(depth * slot) if pool is not None else [share_local(slot)]
+        buffers = pool.share(depth * slot) if pool is not None else [decode.local_buffer(slot)]
         views = [np.frombuffer(buffer, np.uint8) for buffer in buffers]
         spec = (self.mode, self.size, self.fit)
         tasks = ((self.folder, [self.paths[i] for i in todo[k:k + _DECODE_TASK]], *spec,

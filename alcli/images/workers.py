@@ -38,23 +38,6 @@ def default_workers() -> int:
 
 
 _SHARE = "share"  # the message that a buffer's descriptor follows
-_shared: mmap.mmap | None = None  # this process's shared buffer (a worker's, or the parent's for in-process work)
-
-
-def shared() -> mmap.mmap:
-    """The buffer `share` gave this process (a worker), or `share_local`'s (in-process decoding)."""
-    if _shared is None:
-        raise RuntimeError("no shared buffer: Pool.share or share_local first")
-    return _shared
-
-
-def share_local(nbytes: int) -> mmap.mmap:
-    """A buffer of `nbytes` for tasks run in-process (one worker): what `shared()` returns here."""
-    global _shared
-    _shared = mmap.mmap(-1, max(1, nbytes))
-    return _shared
-
-
 def _memory_file(nbytes: int) -> int:
     """A descriptor of `nbytes` of anonymous shared memory (a memfd; elsewhere an unlinked temporary file)."""
     if hasattr(os, "memfd_create"):
@@ -151,15 +134,14 @@ def serve(conn: Any) -> None:
     import traceback
     from multiprocessing import reduction
 
-    from alcli.images.decode import worker_init
+    from alcli.images.decode import use_buffer, worker_init
 
-    global _shared
     worker_init()
     try:
         while (task := conn.recv()) is not None:
             if task == _SHARE:
                 fd = reduction.recv_handle(conn)
-                _shared = mmap.mmap(fd, os.fstat(fd).st_size)
+                use_buffer(mmap.mmap(fd, os.fstat(fd).st_size))
                 os.close(fd)
                 continue
             fn, args = task
