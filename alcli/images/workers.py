@@ -38,6 +38,8 @@ def default_workers() -> int:
 
 
 _SHARE = "share"  # the message that a buffer's descriptor follows
+
+
 def _memory_file(nbytes: int) -> int:
     """A descriptor of `nbytes` of anonymous shared memory (a memfd; elsewhere an unlinked temporary file)."""
     if hasattr(os, "memfd_create"):
@@ -80,15 +82,24 @@ class Pool:
         """Give each worker a buffer of `nbytes` shared with this process; this process's maps, by worker."""
         from multiprocessing import reduction
 
+        self._unmap()
         for conn, proc in zip(self.conns, self.procs, strict=True):
             fd = _memory_file(nbytes)
             try:
                 conn.send(_SHARE)
                 reduction.send_handle(conn, fd, proc.pid)
                 self.buffers.append(mmap.mmap(fd, max(1, nbytes)))
+            except OSError:  # the worker is gone (killed, out of memory) before its first image
+                raise AlcliError("a decoder process died before it started", "pack") from None
             finally:
                 os.close(fd)
         return self.buffers
+
+    def _unmap(self) -> None:
+        for buffer in self.buffers:
+            with contextlib.suppress(BufferError):  # a row still viewed: the map goes with its last view
+                buffer.close()
+        self.buffers = []
 
     def close(self) -> None:
         for conn in self.conns:
@@ -107,9 +118,7 @@ class Pool:
                 proc.join(2)
         for conn in self.conns:
             conn.close()
-        for buffer in self.buffers:
-            with contextlib.suppress(BufferError):  # a row still viewed: the map goes with its last view
-                buffer.close()
+        self._unmap()
 
 
 @contextlib.contextmanager
