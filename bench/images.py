@@ -75,7 +75,7 @@ def some(paths):
 if __name__ == "__main__":
     with get_context("fork").Pool(workers) as pool:
         done = sum(pool.imap_unordered(some, [files[i:i + 64] for i in range(0, len(files), 64)]))
-    assert done == len(files), (done, len(files))
+    assert done, "no image decoded"  # a --folder of your own may hold other files too
 """
 
 
