@@ -51,9 +51,9 @@ test-slow: $(STAMP)
 test-all: lint typecheck
 	$(PYTEST) $(XDIST) tests -m "not labelstudio"
 
-$(LS_STAMP):
+$(LS_STAMP): constraints-labelstudio.txt
 	$(PYTHON) -m venv $(LS_VENV)
-	$(LS_VENV)/bin/pip install -q 'label-studio>=1.23,<1.24'
+	$(LS_VENV)/bin/pip install -q -c constraints-labelstudio.txt 'label-studio>=1.23,<1.24'
 	touch $(LS_STAMP)
 
 # Against a real Label Studio (installed into .venv-ls, started on 127.0.0.1 by the tests, offline).
