@@ -86,6 +86,27 @@ def test_grey_pool_from_safetensors_in_process(files: Path) -> None:
     np.testing.assert_allclose(got, reference(files, "grey.h5"), atol=1e-4, rtol=0)
 
 
+def test_default_batch_holds_the_pixels_of_32_imagenet_images() -> None:
+    from alcli.learn.embedding import auto_batch_size
+
+    assert [auto_batch_size(s, s) for s in (28, 32, 64, 160, 224, 448, 5000)] == [256, 256, 256, 62, 32, 8, 1]
+    assert auto_batch_size(224, 448) == 16 and auto_batch_size(0, 0) == 256
+
+
+def test_default_batch_follows_the_size_the_network_sees(files: Path) -> None:
+    """64×64 images embedded at --image-size 448 go in batches of 8 (the network's input decides, not the
+    file's: 10 rows, 8 + 2), and the features are the same in batches of 3."""
+    run_alcli("split", files / "grey.h5", "--size", "10", "--seed", "1", "-o", files / "ten.h5", check=True)
+    common = ("embed", files / "grey.h5", "--indices", files / "ten.h5", "--backbone", "resnet18", "--weights",
+              files / "r18.pth", "--image-size", "448", "--device", "cpu")
+    auto = run_alcli(*common, "-o", files / "e448.h5", check=True)
+    assert "in batches of 8 " in auto.stderr
+    three = run_alcli(*common, "--batch-size", "3", "-o", files / "e448-3.h5", check=True)
+    assert "in batches of 3 " in three.stderr
+    with h5py.File(files / "e448.h5") as a, h5py.File(files / "e448-3.h5") as b:
+        np.testing.assert_allclose(a["features"][()], b["features"][()], atol=1e-5, rtol=0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("pool, weights", [("colour.h5", "r18.safetensors"), ("grey.h5", "r18.pth")])
 def test_features_equal_a_plain_torchvision_pass_every_pairing(files: Path, pool: str, weights: str) -> None:

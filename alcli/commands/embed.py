@@ -37,7 +37,9 @@ _WEIGHTS_HELP = ("A local state dict for --backbone: .pth/.pt (read with torch.l
 @click.option("--mc-samples", type=int, default=0, show_default=True,
               help="Also write T dropout-on passes as mc_probs (T×N×C), for BALD/entropy baselines.")
 @click.option("--grad-embedding", is_flag=True, help="Also write BADGE gradient embeddings (N × C·D).")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, metavar="N",
+              help="Images per batch. Default: as many pixels as 32 images of 224×224, at most 256 (256 for small"
+                   " images, 32 at 224²): memory grows with the batch, the speed on a CPU hardly.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes reading batches from DATA.h5 ahead of the model (0: read in this process).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the MC-dropout masks.")
@@ -50,7 +52,7 @@ _WEIGHTS_HELP = ("A local state dict for --backbone: .pth/.pt (read with torch.l
                    "must see DATA.h5 and CKPT.h5 at the same paths. [env ALCLI_SCHEDULER]")
 def command(dataset: str, out_arg: str | None, checkpoint_path: str | None, backbone: str | None,
             weights_path: str | None, image_size: int, precision: str, indices_path: str,
-            exclude_paths: tuple[str, ...], mc_samples: int, grad_embedding: bool, batch_size: int, workers: int,
+            exclude_paths: tuple[str, ...], mc_samples: int, grad_embedding: bool, batch_size: int | None, workers: int,
             seed: int, device: str, output: str | None, scheduler: str | None) -> None:
     """Run CKPT.h5 (or a pretrained --backbone with its --weights) over rows of DATA.h5 and write an
     alcli.embeddings artifact: `features` (the penultimate activations, the core-set distance space), and
@@ -76,13 +78,19 @@ def command(dataset: str, out_arg: str | None, checkpoint_path: str | None, back
 
     from alcli.learn import data, embedding, models
 
-    opts = embedding.EmbedOptions(batch_size=batch_size, mc_samples=mc_samples, grad_embedding=grad_embedding,
-                                  seed=seed, workers=workers, precision=precision)
+    auto = batch_size is None  # chosen from the size the network sees the images at, once the pool is open
+    opts = embedding.EmbedOptions(batch_size=1 if auto else batch_size, mc_samples=mc_samples,
+                                  grad_embedding=grad_embedding, seed=seed, workers=workers, precision=precision)
     embedding.check_options(opts)
     dev = models.resolve_device(device)
     embedding.check_device(opts, dev)
     model = _model(checkpoint_path, backbone, weights_path, image_size, device)
     with data.open_pool(dataset) as ds:
+        if auto:
+            from alcli.learn import training
+
+            side = (image_size, image_size) if backbone else training.seen_size(model[1], ds)
+            opts.batch_size = embedding.auto_batch_size(*side)
         rows = np.arange(ds.n, dtype=np.int64) if indices_path == "all" else data.read_rows(indices_path, ds.n,
                                                                                               "--indices")
         rows = data.exclude_rows(rows, exclude_paths, ds.n)
@@ -111,7 +119,8 @@ def command(dataset: str, out_arg: str | None, checkpoint_path: str | None, back
     extra = "".join([f" · mc_probs T={mc_samples}" if mc_samples else "", " · grad_features" if grad_embedding else "",
                      f" · {precision}" if precision != "fp32" else ""])
     console.say(f"[bold]embed {arch}[/]: {rows.size} of {ds.n} rows → {dim}-d features{extra} on {dev.type}"
-                f" · {secs:.1f} s ({rows.size / max(secs, 1e-9):.0f} images/s) → {output}")
+                f" in batches of {opts.batch_size} · {secs:.1f} s ({rows.size / max(secs, 1e-9):.0f} images/s)"
+                f" → {output}")
 
 
 def _check_source(checkpoint_path: str | None, backbone: str | None, weights_path: str | None, mc_samples: int,

@@ -99,6 +99,16 @@ def load_model(path: str, device: str = "auto") -> tuple[models.Net, Checkpoint]
     return net.to(models.resolve_device(device)), ckpt
 
 
+def seen_size(ckpt: Checkpoint, dataset: Dataset) -> tuple[int, int]:
+    """(height, width) of the images as the checkpoint's network sees them: a fine-tuned backbone resizes
+    them to its `image_size`, the other architectures take the data set's as they are."""
+    if backbones.is_backbone_arch(ckpt.arch):
+        side = _image_size(ckpt)
+        return side, side
+    _, height, width = data.input_shape(dataset.images)
+    return height, width
+
+
 def _image_size(ckpt: Checkpoint) -> int:
     size = ckpt.hparams.get("image_size", backbones.DEFAULT_IMAGE_SIZE)
     if not isinstance(size, int) or size < 1:
