@@ -84,16 +84,21 @@ def _run(cmd: list[str], env: dict[str, str], sample: bool = False) -> tuple[flo
     return time.perf_counter() - t0, peak / 2**20, out, err
 
 
-def bench_embed(pool_path: str, threads: int, batch_size: int = 64, repeats: int = 3) -> dict:
+def bench_embed(pool_path: str, threads: int, batch_size: int | None = None, repeats: int = 3) -> dict:
     """Time `alcli embed POOL --backbone resnet18 --weights W` and the plain torchvision loop on `pool_path`:
     `repeats` timed pairs (plain, alcli, plain, alcli: the box drifts), the best of each and the median of the
-    pairs' ratios; then one sampled run of each for memory."""
+    pairs' ratios; then one sampled run of each for memory. `batch_size` None: alcli's default batch (it says
+    which in its summary), and the plain loop the same."""
     import torch
     import torchvision
+
+    from alcli.learn.embedding import auto_batch_size
 
     with h5py.File(pool_path, "r") as fh:
         n = int(fh["images"].shape[0])
         side = int(fh["images"].shape[1])
+    batch_flag = [] if batch_size is None else ["--batch-size", str(batch_size)]
+    batch_size = batch_size or auto_batch_size(side, side)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
         weights = os.path.join(tmp, "resnet18.pth")
@@ -101,13 +106,14 @@ def bench_embed(pool_path: str, threads: int, batch_size: int = 64, repeats: int
         torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
         out = os.path.join(tmp, "emb.h5")
         cmd = [_alcli(), "embed", pool_path, "--backbone", "resnet18", "--weights", weights, "--image-size",
-               str(side), "--batch-size", str(batch_size), "--device", "cpu", "-o", out]
+               str(side), *batch_flag, "--device", "cpu", "-o", out]
         plain = [sys.executable, "-c", _PLAIN, pool_path, weights, str(threads), str(batch_size)]
         runs: dict[str, list[tuple[float, float]]] = {"alcli": [], "plain": []}
         for _ in range(repeats):
             secs_p, _, stdout, _ = _run(plain, env)
             runs["plain"].append((secs_p, float(stdout.strip().splitlines()[-1])))
             secs_a, _, _, err = _run(cmd, env)
+            assert f"in batches of {batch_size} " in " ".join(err.split()), err[-300:]
             # the summary's "· 23.6 s (25 images/s)": the loop's seconds, not its rounded rate
             found = re.search(r"· ([\d.]+) s \(\d+ images/s\)", " ".join(err.split()))
             runs["alcli"].append((secs_a, n / float(found.group(1)) if found else float("nan")))
@@ -150,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="images in the synthetic pool")
     parser.add_argument("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)))
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, help="default: alcli's own default batch, on both sides")
     parser.add_argument("--repeats", type=int, default=3, help="timed pairs (plain, alcli)")
     parser.add_argument("--pool", help="an existing pool instead of a synthetic one")
     args = parser.parse_args()
