@@ -75,6 +75,25 @@ def test_parallel_equals_serial_bit_for_bit(mixed: Path, tmp_path: Path) -> None
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_decode_schedule_bounds_the_rows_in_flight() -> None:
+    from alcli.images.pack import decode_schedule
+
+    assert decode_schedule(224 * 224 * 3) == (8, 12)  # photos for a 224² backbone: 14 MiB a worker
+    assert decode_schedule(28 * 28) == (8, 12)
+    assert decode_schedule(512 * 384 * 3) == (7, 4)
+    per_task, window = decode_schedule(4000 * 3000 * 3)  # a 12-megapixel row: one file a task, two in flight
+    assert (per_task, window) == (1, 2)
+
+
+def test_parallel_equals_serial_with_large_rows(mixed: Path, tmp_path: Path) -> None:
+    """Rows of 590 KB: 7 files a task and 4 tasks in flight (not 8 and 12), the same bytes as one process."""
+    outs = [tmp_path / f"big-{w}.h5" for w in (1, 2)]
+    for workers, out in zip((1, 2), outs, strict=True):
+        run_alcli("pack", mixed, "--size", "384x512", "--workers", workers, "-o", out, check=True)
+    _same(*outs)
+    assert read_dataset(str(outs[0])).images.shape == (28, 384, 512, 3)
+
+
 def test_grey_stays_one_channel_and_colour_makes_rgb(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     grey = _photo(rng, 12, 10, grey=True)
