@@ -140,10 +140,12 @@ def _link_first(source: Path, dest: Path, n: int) -> Path:
     return dest
 
 
-def run_tree(cmd: list[str], every: float = 0.05) -> dict:
-    """Run `cmd`; wall time and the peak of the summed RSS over its whole process tree (sampled). Dirty pages
+def run_tree(cmd: list[str], sample: bool = True, every: float = 0.05) -> dict:
+    """Run `cmd`; wall time and (`sample`) the peak of the summed RSS over its whole process tree. Dirty pages
     are written out first, so no run pays for the previous one's output (or the photos just made): the first
-    pack after making 40,000 photos took 34.6 s where the same pack alone took 21-25 s."""
+    pack after making 40,000 photos took 34.6 s where the same pack alone took 21-25 s. Sampling costs the
+    measured run CPU (psutil scans every process of the box for the tree, 20 times a second): a pack of
+    20,000 photos took 20.6 s sampled, 18.2 s not, so timed runs are not sampled (bench_pack)."""
     import psutil
 
     os.sync()
@@ -152,7 +154,7 @@ def run_tree(cmd: list[str], every: float = 0.05) -> dict:
     peak = 0
     done = threading.Event()
 
-    def sample() -> None:
+    def sampler() -> None:
         nonlocal peak
         root = psutil.Process(proc.pid)
         while not done.is_set():
@@ -167,34 +169,42 @@ def run_tree(cmd: list[str], every: float = 0.05) -> dict:
                 pass
             done.wait(every)
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
+    thread = threading.Thread(target=sampler, daemon=True)
+    if sample:
+        thread.start()
     _, err = proc.communicate()
     seconds = time.perf_counter() - t0
     done.set()
-    thread.join()
+    if sample:
+        thread.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return {"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 2**20, 1)}
+    return {"seconds": round(seconds, 3), **({"peak_rss_mb": round(peak / 2**20, 1)} if sample else {})}
 
 
 def bench_pack(folder: Path, n: int, workers: int) -> dict:
-    """`alcli pack FOLDER --size 224x224 --workers W` against ImageFolder + DataLoader(num_workers=W)."""
+    """`alcli pack FOLDER --size 224x224 --workers W` against ImageFolder + DataLoader(num_workers=W): one
+    timed run of each (unsampled), the decode floor's, then a run of each sampled for memory."""
     alcli = str(Path(sys.executable).parent / "alcli")
     with tempfile.TemporaryDirectory(prefix="bench-pack-", dir=folder.parent) as tmp:
         out = Path(tmp) / "pool.h5"
+        pack = [alcli, "-q", "pack", str(folder), "--size", TARGET, "--workers", str(workers), "-o", str(out)]
+        reference = [sys.executable, "-c", REFERENCE, str(folder), str(workers)]
         log(f"pack n={n} workers={workers}")
-        ours = run_tree([alcli, "-q", "pack", str(folder), "--size", TARGET, "--workers", str(workers),
-                         "-o", str(out)])
+        ours = run_tree(pack, sample=False)
         import h5py
 
         with h5py.File(out, "r") as f:
             shape = list(f["images"].shape)
         assert shape[0] == n, (shape, n)
-    log(f"reference n={n} workers={workers}")
-    ref = run_tree([sys.executable, "-c", REFERENCE, str(folder), str(workers)])
-    log(f"decode floor n={n} workers={workers}")
-    floor = run_tree([sys.executable, "-c", FLOOR, str(folder), str(workers)])
+        log(f"reference n={n} workers={workers}")
+        ref = run_tree(reference, sample=False)
+        log(f"decode floor n={n} workers={workers}")
+        floor = run_tree([sys.executable, "-c", FLOOR, str(folder), str(workers)], sample=False)
+        log(f"memory: pack and reference again, sampled, n={n}")
+        out.unlink()
+        ours["peak_rss_mb"] = run_tree(pack)["peak_rss_mb"]
+        ref["peak_rss_mb"] = run_tree(reference)["peak_rss_mb"]
     for r in (ours, ref, floor):
         r["images_per_s"] = round(n / r["seconds"], 1)
     return {"n": n, "workers": workers, "shape": shape, "alcli_pack": ours, "torchvision": ref,
