@@ -94,8 +94,18 @@ def test_default_batch_holds_the_pixels_of_32_imagenet_images() -> None:
 
 
 def test_default_batch_follows_the_size_the_network_sees(files: Path) -> None:
-    """64×64 images embedded at --image-size 448 go in batches of 8 (the network's input decides, not the
-    file's: 10 rows, 8 + 2), and the features are the same in batches of 3."""
+    """64×64 images embedded at --image-size 448 go in batches of 8: the network's input decides, not the
+    file's (one row, to stay quick; the slow tier checks the features across batch sizes)."""
+    run_alcli("split", files / "grey.h5", "--size", "1", "--seed", "1", "-o", files / "one.h5", check=True)
+    proc = run_alcli("embed", files / "grey.h5", "--indices", files / "one.h5", "--backbone", "resnet18",
+                     "--weights", files / "r18.pth", "--image-size", "448", "--device", "cpu", "-o", files / "e1.h5",
+                     check=True)
+    assert "in batches of 8 " in proc.stderr
+
+
+@pytest.mark.slow
+def test_default_batch_gives_the_features_of_any_batch(files: Path) -> None:
+    """10 rows at --image-size 448: batches of 8 + 2 by default, the same features as 3 + 3 + 3 + 1."""
     run_alcli("split", files / "grey.h5", "--size", "10", "--seed", "1", "-o", files / "ten.h5", check=True)
     common = ("embed", files / "grey.h5", "--indices", files / "ten.h5", "--backbone", "resnet18", "--weights",
               files / "r18.pth", "--image-size", "448", "--device", "cpu")
