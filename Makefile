@@ -22,7 +22,7 @@ XDIST    ?= -n 2 --dist loadfile
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 ifeq ($(GPU),1)
 	$(BIN)/pip uninstall -q -y faiss-cpu
