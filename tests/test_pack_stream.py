@@ -4,12 +4,15 @@ EXIF orientation, mixed grey/colour and PNG/JPEG, --fit. Real subprocesses of th
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import queue
 import signal
+import struct
 import subprocess
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import h5py
@@ -92,6 +95,36 @@ def test_parallel_equals_serial_with_large_rows(mixed: Path, tmp_path: Path) -> 
         run_alcli("pack", mixed, "--size", "384x512", "--workers", workers, "-o", out, check=True)
     _same(*outs)
     assert read_dataset(str(outs[0])).images.shape == (28, 384, 512, 3)
+
+
+def _png_with_late_exif(path: Path, pixels: np.ndarray, orientation: int) -> None:
+    """A PNG whose eXIf chunk follows the pixels: the header pass reads it as upright, the decode turns it."""
+    stream = io.BytesIO()
+    Image.fromarray(pixels).save(stream, "PNG")
+    data = stream.getvalue()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = exif.tobytes().removeprefix(b"Exif\x00\x00")
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + struct.pack(">I", zlib.crc32(b"eXIf" + payload))
+    end = data.rindex(b"IEND") - 4
+    path.write_bytes(data[:end] + chunk + data[end:])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_photo_turned_only_when_decoded_is_refused_without_size(tmp_path: Path, workers: int) -> None:
+    """8×12 and a 12×8 that the header pass saw as 8×12: the same number of bytes, so only the decoded size
+    tells them apart. Without --size: exit 2 naming the file (not a row of transposed pixels); with it, packed."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    (folder / "a").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)).save(folder / "a" / "1.png")
+    _png_with_late_exif(folder / "a" / "2.png", rng.integers(0, 256, (8, 12, 3), dtype=np.uint8), 6)
+    out = tmp_path / "out.h5"
+    proc = run_alcli("pack", folder, "--workers", workers, "-o", out)
+    assert_one_line_error(proc, "2.png", "is 12x8, the first image 8x12", "--size")
+    assert not out.exists()
+    run_alcli("pack", folder, "--size", "8x12", "--workers", workers, "-o", out, check=True)
+    assert read_dataset(str(out)).images.shape == (2, 8, 12, 3)
 
 
 def test_grey_stays_one_channel_and_colour_makes_rgb(tmp_path: Path) -> None:

@@ -117,8 +117,8 @@ class _Job:
                 done = k + 1
                 if result[0] == "bad":
                     failed.append((k, result[1]))
-                elif self.size is None and result[1:3] != self.row_shape[:2]:
-                    raise self._size_error(self.good[k], result[1], result[2])
+                elif result[3] is None or result[1:3] != self.row_shape[:2]:  # decoded at another size than
+                    raise self._size_error(self.good[k], result[1], result[2])  # the header said (no --size)
                 else:
                     flat[count] = result[3]  # out of the shared buffer before its slot is used again
                     count += 1
@@ -138,8 +138,9 @@ class _Job:
 
     def _decoded(self, todo: list[int], pool: Pool | None) -> Iterator[tuple[Any, ...]]:
         """Each file of `todo` decoded: ("ok", height, width, its row as a view into a shared buffer, valid
-        until the next item) or ("bad", reason). Task j goes to worker j mod W, into slot (j div W) mod depth
-        of that worker's buffer: the slot's previous task was read out before task j is sent (ordered)."""
+        until the next item; None when the image is not a row's size) or ("bad", reason). Task j goes to
+        worker j mod W, into slot (j div W) mod depth of that worker's buffer: the slot's previous task was
+        read out before task j is sent (ordered)."""
         row_bytes = int(np.prod(self.row_shape))
         per_task, window = decode_schedule(row_bytes)
         slot = per_task * row_bytes
@@ -154,11 +155,13 @@ class _Job:
                                           self.check)):
             view, offset = views[j % width], (j // width) % depth * slot
             for result in found:
-                if result[0] == "ok" and result[3]:
+                if result[0] == "bad":
+                    yield result
+                elif result[3]:
                     yield ("ok", result[1], result[2], view[offset:offset + row_bytes])
                     offset += row_bytes
                 else:
-                    yield result
+                    yield ("ok", result[1], result[2], None)
 
     def _size_error(self, index: int, height: int, width: int) -> AlcliError:
         return AlcliError(f"is {height}x{width}, the first image {self.row_shape[0]}x{self.row_shape[1]}: "
